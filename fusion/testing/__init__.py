@@ -1,0 +1,1 @@
+"""Test doubles that ship with the engine: the loopback upstream used by tests and benchmarks."""

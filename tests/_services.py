@@ -1,0 +1,37 @@
+"""Loaded first (``-p tests._services`` in pyproject), before Django reads its settings.
+
+It makes ``make test`` self-contained: with ``DATABASE_URL`` / ``REDIS_URL`` set (CI) the tests
+use those real servers; otherwise SQLite and an embedded Redis started here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+from pathlib import Path
+
+_TEST_VAR = Path(tempfile.mkdtemp(prefix="fusion-test-"))
+
+os.environ.setdefault("FUSION_VAR_DIR", str(_TEST_VAR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
+# Fixed, test-only secrets so a production-shaped (DATABASE_URL) run has what it needs.
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
+os.environ.setdefault("FUSION_ENCRYPTION_KEYS", "Z2VuZXJhdGVkLWZvci10ZXN0cy1vbmx5LTMyYnl0ZXM=")
+os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver,[::1]")
+os.environ.setdefault("FUSION_PRIVATE_HOSTS_ALLOWED", "127.0.0.0/8,::1,localhost")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+os.environ.setdefault("BEHIND_TLS_PROXY", "false")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Serve static files from static/ (no collectstatic) even in a production-shaped (CI) run.
+os.environ.setdefault("FUSION_STATIC_MANIFEST", "false")
+
+if not os.environ.get("REDIS_URL"):
+    from workbench.lib.embedded_redis import start_embedded_redis
+
+    _socket = _TEST_VAR / "redis.sock"
+    _redis = start_embedded_redis(_socket, log_path=_TEST_VAR / "redis.log")
+    atexit.register(_redis.kill)
+    os.environ["REDIS_URL"] = f"unix://{_socket}"

@@ -1,0 +1,117 @@
+"""The database gone for a moment: a clear 503 page or JSON, and nothing half-written.
+
+The outage is simulated in-process with an execute wrapper on the connection: every statement
+(or only the n-th write) raises ``OperationalError`` as a dropped server connection would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import InterfaceError, OperationalError, connection
+from django.test import Client
+
+from tests.workbench.runs.helpers import simulated_pool
+from workbench.accounts.models import User, Workspace
+from workbench.lib.middleware import DATABASE_UNAVAILABLE
+from workbench.pools.models import Pool, PoolMember
+
+pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def database_down(
+    *, after_writes: int | None = None, error: type[Exception] = OperationalError
+) -> Iterator[list[str]]:
+    """Fail every statement, or every write after the first ``after_writes`` ones."""
+    seen: list[str] = []
+
+    def wrapper(execute: Callable[..., Any], sql: str, *args: Any) -> Any:
+        is_write = sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        if after_writes is None or (is_write and len(seen) >= after_writes):
+            raise error("server closed the connection unexpectedly")
+        if is_write:
+            seen.append(sql)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(wrapper):
+        yield seen
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_it_answers_a_page_with_a_clear_503(
+    alice_client: Client, workspace: Workspace, error: type[Exception]
+) -> None:
+    with database_down(error=error):
+        response = alice_client.get(f"/w/{workspace.slug}/pools/")
+
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert DATABASE_UNAVAILABLE in response.content.decode()
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_it_answers_the_api_with_a_503_in_its_error_shape(
+    alice_client: Client, workspace: Workspace
+) -> None:
+    with database_down():
+        response = alice_client.get(f"/api/v1/workspaces/{workspace.slug}/pools")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": DATABASE_UNAVAILABLE,
+        "code": "database_unavailable",
+        "errors": [],
+    }
+
+
+def test_it_answers_the_gateway_with_a_503_json_error(workspace: Workspace) -> None:
+    with database_down():
+        response = Client().post(
+            "/v1/chat/completions",
+            {"model": "x", "messages": [{"role": "user", "content": "hi"}]},
+            content_type="application/json",
+            HTTP_AUTHORIZATION="Bearer fw_not-checked-the-database-is-down",
+        )
+
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == DATABASE_UNAVAILABLE
+
+
+def test_it_leaves_nothing_half_written_when_the_database_drops_mid_write(
+    alice_client: Client, alice: User, workspace: Workspace
+) -> None:
+    sim = simulated_pool(workspace, alice, ["sim-fast"]).members.get().credential
+    pools, members = Pool.objects.count(), PoolMember.objects.count()
+    body = {
+        "name": "Half pool",
+        "mode": "merge",
+        "members": [
+            {"credential_id": sim.pk, "model": "sim-fast"},
+            {"credential_id": sim.pk, "model": "sim-slow"},
+        ],
+        "judge": {"credential_id": sim.pk, "model": "sim-judge"},
+    }
+    url = f"/api/v1/workspaces/{workspace.slug}/pools"
+
+    with database_down(after_writes=1) as written:
+        response = alice_client.post(url, body, content_type="application/json")
+
+    assert response.status_code == 503
+    assert written, "the outage should hit after the first write, not before any"
+    assert (Pool.objects.count(), PoolMember.objects.count()) == (pools, members)
+    # The same request succeeds once the database is back: the 503 was the outage's doing.
+    assert alice_client.post(url, body, content_type="application/json").status_code == 201
+    assert Pool.objects.count() == pools + 1
+
+
+def test_it_still_answers_500_for_other_errors(alice: User, workspace: Workspace) -> None:
+    """Only an unreachable database is a 503; a bug stays a bug."""
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    with database_down(error=RuntimeError):
+        response = client.get(f"/w/{workspace.slug}/pools/")
+    assert response.status_code == 500

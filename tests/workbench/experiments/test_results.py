@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from workbench.experiments.arms import ArmChoice
+from workbench.experiments.datasets import ItemInput
+from workbench.experiments.models import ArmKind
+from workbench.experiments.results import accuracy_cost_svg, experiment_results, results_csv
+from workbench.experiments.services import dataset_create, experiment_advance, experiment_create
+
+from .conftest import finish
+
+
+def _run_all(alice, workspace, pool, n: int, pool_right: int, solo_right: int):
+    dataset = dataset_create(
+        workspace=workspace,
+        user=alice,
+        name="d",
+        items=[ItemInput(f"=1+{i}", str(1 + i), "number") for i in range(n)],
+    )
+    experiment = experiment_create(
+        workspace=workspace, user=alice, dataset=dataset, choice=ArmChoice(pool=pool),
+        concurrency=32,
+    )  # fmt: skip
+    experiment_advance(experiment_id=experiment.pk)
+    for r in experiment.results.select_related("arm", "item", "run"):
+        position = r.item.position
+        if r.arm.kind == ArmKind.POOL:
+            finish(r.run, fused=r.item.expected if position < pool_right else "0")
+        else:
+            finish(r.run, texts=[r.item.expected if position < solo_right else "0"])
+    experiment_advance(experiment_id=experiment.pk)
+    return experiment
+
+
+def test_it_says_fusion_beats_the_best_single_model_only_when_significant(
+    alice, workspace, pool
+) -> None:
+    experiment = _run_all(alice, workspace, pool, n=10, pool_right=9, solo_right=2)
+    results = experiment_results(experiment)
+    assert results.headline_significant
+    assert results.headline.startswith("Fusion (")
+    assert "p = 0.0156" in results.headline  # 7 discordant pairs, all for fusion
+
+
+def test_it_does_not_claim_a_win_on_a_small_difference(alice, workspace, pool) -> None:
+    experiment = _run_all(alice, workspace, pool, n=10, pool_right=5, solo_right=3)
+    results = experiment_results(experiment)
+    assert not results.headline_significant
+    assert results.headline.startswith("No significant difference")
+    assert all(not c.paired.significant for c in results.comparisons)
+
+
+def test_it_draws_one_escaped_point_per_arm(alice, workspace, pool) -> None:
+    pool.name = "<b>pool</b>"
+    pool.save()
+    experiment = _run_all(alice, workspace, pool, n=3, pool_right=3, solo_right=1)
+    svg = str(accuracy_cost_svg(experiment_results(experiment).arms))
+    assert svg.count("<circle") == 3
+    assert "<b>" not in svg and "&lt;b&gt;pool&lt;/b&gt;" in svg
+
+
+def test_it_defuses_formulas_in_the_csv(alice, workspace, pool) -> None:
+    experiment = _run_all(alice, workspace, pool, n=1, pool_right=1, solo_right=1)
+    assert ",'=1+0," in results_csv(experiment)
+
+
+def test_it_compares_fusion_with_repeated_sampling(alice, workspace, pool) -> None:
+    dataset = dataset_create(
+        workspace=workspace,
+        user=alice,
+        name="d",
+        items=[ItemInput(f"=2+{i}", str(2 + i), "number") for i in range(8)],
+    )
+    choice = ArmChoice(pool=pool, include_solos=False, self_consistency=True, samples=2)
+    experiment = experiment_create(
+        workspace=workspace, user=alice, dataset=dataset, choice=choice, concurrency=32
+    )
+    experiment_advance(experiment_id=experiment.pk)
+    for r in experiment.results.select_related("arm", "item", "run"):
+        if r.arm.kind == ArmKind.POOL:
+            finish(r.run, fused=r.item.expected)
+        else:
+            finish(r.run, texts=["0", "0"])
+    experiment_advance(experiment_id=experiment.pk)
+    results = experiment_results(experiment)
+    assert results.headline_significant
+    assert "beats the best repeated sampling of one model" in results.headline
+    assert "p = 0.00781" in results.headline  # 8 of 8 discordant pairs

@@ -1,0 +1,219 @@
+"""Runs end to end: a real Celery worker, real Redis, daphne and a real websocket client."""
+
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.workbench.runs.helpers import (
+    Rebuilt,
+    session_headers,
+    simulated_pool,
+    start_run,
+    wait_for_end,
+    watch,
+)
+from workbench.lib.stack import Stack
+from workbench.runs.models import CandidateStatus, RunStatus
+from workbench.runs.services import run_cancel
+
+pytestmark = pytest.mark.slow
+
+FAST = "sim-fast@ttft=0.01,tps=400,tokens=40"
+
+
+def stored_texts(run) -> dict[str, str]:
+    texts = {f"{c.member}/{c.round}": c.text for c in run.candidates.all()}
+    texts.update({part: data["text"] for part, data in (run.judge_parts or {}).items()})
+    return texts
+
+
+def test_it_runs_a_pool_and_records_every_call(live_stack: Stack, alice, workspace) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, "sim-balanced@ttft=0.02,tps=500,tokens=30",
+                                             FAST])  # fmt: skip
+    run = wait_for_end(start_run(pool, alice))
+
+    assert run.status == RunStatus.FINISHED, run.error
+    candidates = list(run.candidates.order_by("position"))
+    assert [c.status for c in candidates] == [CandidateStatus.DONE] * 3
+    assert all(c.text.startswith("[simulated") for c in candidates)
+    assert run.verdict and run.winner in {"m1", "m2", "m3"}
+    assert run.fused_text == next(c.text for c in candidates if c.member == run.winner)
+    calls = list(run.calls.all())
+    assert {c.candidate for c in calls} >= {"m1", "m2", "m3", "judge"}
+    assert run.total_cost == sum((c.cost for c in calls), Decimal(0))
+    assert run.input_tokens == sum(c.input_tokens for c in calls)
+
+
+def test_it_streams_text_over_the_websocket_equal_to_the_stored_text(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, ["sim-fast@ttft=0.05,tps=200,tokens=80"] * 3)
+    run = start_run(pool, alice)
+    state = Rebuilt()
+    types = []
+    for message in watch(live_stack.ws_url, run, session_headers(alice, live_stack.url)):
+        types.append(message["type"])
+        state.apply(message)
+    run = wait_for_end(run)
+    assert types[0] == "run.snapshot"
+    assert "candidate.delta" in types and "judge.finished" in types
+    assert state.texts == {p: t for p, t in stored_texts(run).items()}
+
+
+def test_it_rebuilds_identical_texts_however_often_a_client_reconnects(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, ["sim-fast@ttft=0.05,tps=150,tokens=150"] * 3)
+    run = start_run(pool, alice)
+    headers = session_headers(alice, live_stack.url)
+    rng = random.Random(7)
+    state = Rebuilt()
+    reconnects = 0
+    import json
+
+    while state.status not in ("finished", "failed", "cancelled", "finished_without_verdict"):
+        url = f"{live_stack.ws_url}/ws/runs/{run.pk}/?after={state.seq}"
+        with connect(url, additional_headers=headers) as ws:
+            for _ in range(rng.randint(1, 15)):
+                message = json.loads(ws.recv(timeout=20))
+                state.apply(message)
+                if state.status in ("finished", "failed", "cancelled", "finished_without_verdict"):
+                    break
+        reconnects += 1
+    run = wait_for_end(run)
+    assert reconnects > 3
+    assert state.texts == stored_texts(run)
+
+
+def test_it_keeps_fusing_when_a_member_fails_mid_stream(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, "sim-fast@ttft=0.01,tps=400,truncate=1", FAST])
+    run = wait_for_end(start_run(pool, alice))
+    assert run.status == RunStatus.FINISHED
+    broken = run.candidates.get(member="m2")
+    assert broken.status == CandidateStatus.FAILED
+    assert "truncat" in broken.error.lower()
+    assert run.winner in {"m1", "m3"}
+
+
+def test_it_keeps_the_candidates_when_the_judge_fails(live_stack: Stack, alice, workspace) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, FAST], judge="sim-judge@fail=1,ttft=0.01")
+    run = wait_for_end(start_run(pool, alice), timeout=60)
+    assert run.status == RunStatus.FINISHED_WITHOUT_VERDICT
+    assert run.error
+    assert [c.status for c in run.candidates.all()] == [CandidateStatus.DONE] * 2
+    assert run.calls.filter(candidate__startswith="judge", status="failed").exists()
+
+
+def test_it_cancels_a_run_within_a_second(live_stack: Stack, alice, workspace) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, "sim-hang"])
+    run = start_run(pool, alice)
+    deadline = time.monotonic() + 20
+    while not run.candidates.filter(member="m2", status=CandidateStatus.STREAMING).exists():
+        assert time.monotonic() < deadline, "the hanging member never started"
+        time.sleep(0.05)
+    asked = time.monotonic()
+    run_cancel(run=run, user=alice)
+    run = wait_for_end(run, timeout=5)
+    assert time.monotonic() - asked < 1.5
+    assert run.status == RunStatus.CANCELLED
+    hanging = run.candidates.get(member="m2")
+    assert hanging.status == CandidateStatus.CANCELLED
+    assert hanging.text  # the partial output is kept
+
+
+def _wait_until(condition, timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+SLOW = "sim-balanced@ttft=0.01,tps=12,tokens=60"  # about five seconds of streaming
+
+
+def test_it_resumes_after_the_worker_is_killed_without_asking_finished_members_again(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, SLOW])
+    run = start_run(pool, alice)
+    _wait_until(
+        lambda: (
+            run.candidates.filter(member="m1", status=CandidateStatus.DONE).exists()
+            and run.candidates.filter(member="m2", status=CandidateStatus.STREAMING).exists()
+        ),
+        what="m1 done while m2 streams",
+    )
+    live_stack.worker.kill()
+    # A new worker that restores unacknowledged tasks older than 2 s: the killed one's run.
+    live_stack.start_worker(
+        "resume",
+        CELERY_VISIBILITY_TIMEOUT_S="2",
+        CELERY_RESTORE_INTERVAL_S="1",
+        CELERY_RESTORE_THROTTLE="1",
+    )
+    run = wait_for_end(run, timeout=60)
+
+    assert run.status == RunStatus.FINISHED, run.error
+    assert run.attempts == 2
+    assert run.calls.filter(candidate="m1").count() == 1, "m1 finished before: not asked again"
+    assert run.candidates.get(member="m2").status == CandidateStatus.DONE
+
+
+def test_it_reaps_a_run_whose_worker_died(live_stack: Stack, alice, workspace) -> None:
+    from workbench.runs.services import runs_reap
+
+    pool = simulated_pool(workspace, alice, [FAST, SLOW])
+    run = start_run(pool, alice)
+    _wait_until(
+        lambda: run.candidates.filter(member="m1", status=CandidateStatus.DONE).exists(),
+        what="m1 done",
+    )
+    headers = session_headers(alice, live_stack.url)
+    live_stack.worker.kill()
+    time.sleep(1.2)
+    assert runs_reap(stale_after_s=1) == [str(run.pk)]
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "stopped responding" in run.error
+    assert run.candidates.get(member="m1").status == CandidateStatus.DONE  # kept
+    assert run.candidates.get(member="m2").status == CandidateStatus.FAILED
+    first = next(watch(live_stack.ws_url, run, headers))
+    assert first["type"] == "run.snapshot" and first["state"]["run"]["status"] == "failed"
+
+
+def test_it_shows_a_member_retrying_then_answering(live_stack: Stack, alice, workspace) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, "sim-fast@fail=1,ttft=0.01"])
+    member = pool.members.get(model="sim-fast@fail=1,ttft=0.01")
+    member.fallback_models = [FAST]
+    member.save()
+    run = start_run(pool, alice)
+    messages = list(watch(live_stack.ws_url, run, session_headers(alice, live_stack.url)))
+    retrying = [m for m in messages if m["type"] == "candidate.retrying"]
+    assert retrying and retrying[0]["candidate"] == "m2"
+    assert "simulated overload" in retrying[0]["error"]
+    run = wait_for_end(run)
+    m2 = run.candidates.get(member="m2")
+    assert m2.status == CandidateStatus.DONE and m2.model == FAST and m2.error == ""
+    assert run.calls.get(candidate="m2").attempts == 4  # three tries, then the fallback
+
+
+def test_it_fails_a_run_past_its_time_limit_keeping_its_output(
+    live_stack: Stack, alice, workspace
+) -> None:
+    live_stack.worker.stop()  # only a worker with a 2-second limit may take this run
+    live_stack.start_worker("limited", RUN_TIME_LIMIT_S="2")
+    pool = simulated_pool(workspace, alice, [FAST, "sim-hang"])
+    run = wait_for_end(start_run(pool, alice), timeout=30)
+    assert run.status == RunStatus.FAILED
+    assert "time limit of 2 s" in run.error
+    assert run.candidates.get(member="m1").status == CandidateStatus.DONE
+    hanging = run.candidates.get(member="m2")
+    assert hanging.status == CandidateStatus.CANCELLED and hanging.text

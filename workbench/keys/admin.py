@@ -1,0 +1,69 @@
+"""Admin views of credentials show labels and key hints only: no field holds a key in clear,
+and the ciphertext is left out too (staff have no use for it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from workbench.keys.models import CatalogModel, Credential, CredentialKey, ModelPrice, PriceSource
+
+
+class CredentialKeyInline(admin.TabularInline):
+    model = CredentialKey
+    fields = ("display", "position", "created_at")
+    readonly_fields = ("display", "position", "created_at")
+    extra = 0
+    can_delete = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Keys are added through the app, which encrypts them; a raw admin field could not.
+        return False
+
+
+class CatalogInline(admin.TabularInline):
+    model = CatalogModel
+    fields = ("model_id", "source", "added_at")
+    readonly_fields = ("added_at",)
+    extra = 0
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    list_display = ("label", "provider", "scope", "workspace", "owner", "key_count", "check_ok")
+    list_filter = ("provider", "scope")
+    search_fields = ("label", "workspace__slug", "owner__username")
+    fields = (
+        "workspace",
+        "scope",
+        "owner",
+        "provider",
+        "label",
+        "base_url",
+        "checked_at",
+        "check_ok",
+        "check_message",
+        "models_refreshed_at",
+    )
+    readonly_fields = ("checked_at", "check_ok", "check_message", "models_refreshed_at")
+    raw_id_fields = ("workspace", "owner")
+    inlines = [CredentialKeyInline, CatalogInline]
+
+    @admin.display(description="keys")
+    def key_count(self, obj: Credential) -> int:
+        return obj.keys.count()
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ("model", "input_per_million", "output_per_million", "source", "updated_at")
+    list_editable = ("input_per_million", "output_per_million")
+    list_filter = ("source",)
+    search_fields = ("model",)
+
+    def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
+        # An edited row is the operator's and must survive upgrades of the built-in table.
+        obj.source = PriceSource.CUSTOM
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,121 @@
+"""The websocket a browser watches a run through: ``/ws/runs/<id>/?after=<seq>``.
+
+On connect: check access (anonymous 4403, no access or unknown run 4404), join the run's group,
+then send a ``run.snapshot`` covering every event up to its seq, then the live tail. Joining
+before reading the snapshot means no event can fall between the two; events the snapshot
+already covers are dropped, and a gap (an event the layer lost) is healed by a new snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from workbench.runs import selectors
+from workbench.runs.live import LiveStore, merge_states
+from workbench.runs.publish import run_group, shared_redis
+
+CLOSE_UNAUTHENTICATED = 4403
+CLOSE_NOT_FOUND = 4404
+TERMINAL = frozenset({"finished", "finished_without_verdict", "failed", "cancelled"})
+# How often a watcher checks that no event went missing with nothing after it to reveal the
+# gap (a publish racing the subscription, a Redis restart).
+WATCHDOG_S = 1.0
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    run_id: str
+    last_sent: int
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
+        run = await sync_to_async(selectors.run_for_user)(user, run_id)
+        if run is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.run_id = str(run.pk)
+        self.last_sent = 0
+        self.redis = shared_redis()
+        self.live = LiveStore(self.redis)
+        self.ended = False
+        await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
+        await self.send_snapshot()
+        self.watchdog = asyncio.create_task(self._watchdog())
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "run_id", None):
+            self.watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watchdog
+            await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
+
+    async def _watchdog(self) -> None:
+        """Resend a snapshot when the live seq is ahead of what this client got and stays so."""
+        behind_since: int | None = None
+        while not self.ended:
+            await asyncio.sleep(WATCHDOG_S)
+            seq = await self.live.current_seq(self.run_id)
+            if seq > self.last_sent:
+                if behind_since == self.last_sent:  # no progress for a whole period
+                    await self.send_snapshot()
+                behind_since = self.last_sent
+            else:
+                behind_since = None
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # The protocol is server to client; a client asks for a fresh snapshot with "snapshot".
+        if text_data and text_data.strip() == '"snapshot"':
+            await self.send_snapshot()
+
+    async def send_snapshot(self) -> None:
+        seq, state = await self.read_state()
+        self.last_sent = seq
+        self.ended = state.get("run", {}).get("status") in TERMINAL
+        await self.send(
+            text_data=json.dumps(
+                {"seq": seq, "run": self.run_id, "type": "run.snapshot", "state": state}
+            )
+        )
+
+    async def read_state(self) -> tuple[int, dict[str, Any]]:
+        live = await self.live.snapshot(self.run_id)
+        if live is not None:
+            db_seq, db_state = await self._db_state()
+            if db_seq > live.seq:  # the live keys are stale (e.g. Redis was restarted)
+                return db_seq, db_state
+            return live.seq, merge_states(db_state, live)
+        return await self._db_state()
+
+    async def _db_state(self) -> tuple[int, dict[str, Any]]:
+        run = await sync_to_async(selectors.run_for_user)(self.scope["user"], self.run_id)
+        if run is None:  # access removed while watching
+            await self.close(code=CLOSE_NOT_FOUND)
+            return self.last_sent, {}
+        return await sync_to_async(selectors.run_state_from_db)(run)
+
+    async def run_events(self, message: dict[str, Any]) -> None:
+        """A batch of encoded events from the worker, with their seqs alongside."""
+        for seq, encoded in zip(message["seqs"], message["events"], strict=True):
+            if seq <= self.last_sent:
+                continue  # the snapshot already covered it
+            if seq != self.last_sent + 1:
+                await self.send_snapshot()  # a lost event: start again from a snapshot
+                continue
+            self.last_sent = seq
+            await self.send(text_data=encoded)
+            if '"type": "run.' in encoded[:120] and _is_terminal(encoded):
+                self.ended = True
+
+
+def _is_terminal(encoded: str) -> bool:
+    return json.loads(encoded).get("type") in {"run.finished", "run.failed", "run.cancelled"}

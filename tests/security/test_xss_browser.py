@@ -14,7 +14,6 @@ import pytest
 from django.test import Client
 from playwright.sync_api import Page
 
-from tests.e2e import conftest as e2e
 from tests.workbench.runs.pages import finished_run
 from workbench.accounts import services as accounts
 from workbench.accounts.models import Membership, Role
@@ -40,8 +39,6 @@ JS_LINKS = (
     "<svg onload=window.__xss=6></svg>"
 )
 TEXT = f"{SCRIPT}\n\n{IMG}\n\n{JS_LINKS}"
-# Playwright driving Debian's Chromium, as in the end-to-end tests.
-browser, new_page = e2e.browser, e2e.new_page
 
 
 def _logged_in(page: Page, stack: Stack, user: object) -> Page:

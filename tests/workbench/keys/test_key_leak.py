@@ -102,7 +102,8 @@ def _crawl(client: Client, starts: Iterable[str], workspace: Workspace) -> int:
     while queue:
         url = queue.popleft()
         response = client.get(url)
-        body = response.content.decode(errors="replace")
+        raw = b"".join(response.streaming_content) if response.streaming else response.content
+        body = raw.decode(errors="replace")
         _assert_clean(url, body)
         for header, value in response.items():
             _assert_clean(f"{url} header {header}", value)

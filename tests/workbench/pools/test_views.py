@@ -191,3 +191,20 @@ def test_it_shows_what_is_broken_when_a_credential_is_gone(
     assert "cannot run as it is" in page
     assert "Member 1: Choose a credential." in page
     assert "deleted" in page
+
+
+def test_it_lists_pools_on_the_workspace_home(
+    workspace: Workspace,
+    make_pool: Callable[..., Pool],
+    alice_client: Client,
+    vera_client: Client,
+) -> None:
+    home = reverse("accounts:workspace_home", kwargs={"ws": workspace.slug})
+    assert "No pools yet" in alice_client.get(home).content.decode()
+    pool = make_pool()
+    page = alice_client.get(home).content.decode()
+    assert "No pools yet" not in page
+    assert pool.name in page and _url("detail", workspace, pool=pool.slug) in page
+    assert f"?pool={pool.slug}" in page  # a member can run it from the home page
+    viewer_page = vera_client.get(home).content.decode()
+    assert pool.name in viewer_page and f"?pool={pool.slug}" not in viewer_page

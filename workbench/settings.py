@@ -184,6 +184,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A lost broker connection (a Redis restart) must not cancel the runs in progress: they keep
+# streaming and finish; Celery 6 flips this default. The worker itself survives the loss
+# thanks to workbench.celery._survive_broker_restarts.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Above the longest run, so a slow run is not redelivered to a second worker meanwhile.
 RUN_HARD_TIME_LIMIT_S = env_int("RUN_HARD_TIME_LIMIT_S", 1800, minimum=10)
 # The run itself stops (cleanly, output kept) a little before Celery's hard limit would kill it.

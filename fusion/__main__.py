@@ -53,14 +53,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-
 from fusion.engine import run_fusion
 from fusion.errors import FusionError
 from fusion.events import Event
 from fusion.providers.base import Endpoint
 from fusion.providers.http import make_client
 from fusion.providers.registry import build_provider
+from fusion.providers.transport import HttpClient
 from fusion.results import RunResult, spec_from_dict
 from fusion.types import ApiKey, RunSpec
 
@@ -124,7 +123,7 @@ def keys_from_env(config: ProviderConfig, env: Mapping[str, str]) -> tuple[ApiKe
 
 
 def build_endpoints(
-    providers: Mapping[str, ProviderConfig], client: httpx.AsyncClient, env: Mapping[str, str]
+    providers: Mapping[str, ProviderConfig], client: HttpClient, env: Mapping[str, str]
 ) -> dict[str, Endpoint]:
     endpoints = {}
     for name, cfg in providers.items():
@@ -249,7 +248,8 @@ async def run_command(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, cancel.set)
     sink = JsonLines(out) if as_json else Printer(out)
-    async with make_client() as client:
+    # A terminal tool honours HTTP(S)_PROXY, as curl does.
+    async with make_client(trust_env=True) as client:
         endpoints = build_endpoints(providers, client, env)
         try:
             result = await run_fusion(

@@ -194,19 +194,28 @@ class Bench:
         await asyncio.gather(*(self.fusion(spec) for _ in range(n)))  # warm up the pool
         overheads: list[float] = []
         directs: list[float] = []
+        cpu_fusion = cpu_direct = 0.0
         for _ in range(cfg.waves):
             # Alternate waves of fusion runs and of the same calls made directly, so that
             # both meet the same load.
+            before = time.process_time()
             walls = await asyncio.gather(*(self.fusion(spec) for _ in range(n)))
+            middle = time.process_time()
             paths = await asyncio.gather(*(self.direct_fusion(models) for _ in range(n)))
+            cpu_fusion += middle - before
+            cpu_direct += time.process_time() - middle
             base = statistics.median(paths)
             directs += paths
             overheads += [w - base for w in walls]
+        runs = cfg.waves * n
         return {
             "runs_at_once": n,
             "streams": n * cfg.members,
             "direct_ms": percentiles(directs),
             "overhead_ms": percentiles(overheads),
+            # CPU of this process per run: what decides how many streams one loop can carry.
+            "cpu_ms_per_fusion": round(cpu_fusion * 1000 / runs, 3),
+            "cpu_ms_per_direct": round(cpu_direct * 1000 / runs, 3),
         }
 
     async def quorum(self) -> dict[str, Any]:
@@ -255,22 +264,23 @@ async def upstream_url(mode: str) -> AsyncIterator[str]:
         proc.wait(5)
 
 
-async def script_judge(client: httpx.AsyncClient, url: str, cfg: Config) -> None:
+async def script_judge(url: str, cfg: Config) -> None:
     script = {
         "text": VERDICT,
         "ttft_s": cfg.judge_ttft_s,
         "token_chars": 12,
         "delay_s": cfg.token_delay_s,
     }
-    response = await client.post(
-        f"{url}/_upstream/script", json={"model": JUDGE_MODEL, "scripts": [script]}
-    )
-    response.raise_for_status()
+    async with httpx.AsyncClient(trust_env=False) as control:
+        response = await control.post(
+            f"{url}/_upstream/script", json={"model": JUDGE_MODEL, "scripts": [script]}
+        )
+        response.raise_for_status()
 
 
 async def bench(cfg: Config) -> dict[str, Any]:
     async with upstream_url(cfg.upstream) as url, make_client(trust_env=False) as client:
-        await script_judge(client, url, cfg)
+        await script_judge(url, cfg)
         provider = OpenAIProvider(
             name=PROVIDER,
             base_url=f"{url}/v1",

@@ -9,7 +9,8 @@ import httpx
 
 from fusion.providers.base import Timeouts
 from fusion.providers.classify import UpstreamError, load_object, stream_error
-from fusion.providers.http import CallState, HttpCall, HttpProvider, as_int, split_system
+from fusion.providers.http import HttpCall, HttpProvider, StreamState, as_int, split_system
+from fusion.providers.transport import HttpClient
 from fusion.sse import SseEvent
 from fusion.types import ApiKey, ChatRequest
 
@@ -37,7 +38,7 @@ class AnthropicProvider(HttpProvider):
         *,
         name: str,
         base_url: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: HttpClient | httpx.AsyncClient | None = None,
         timeouts: Timeouts | None = None,
         headers: Mapping[str, str] | None = None,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -74,7 +75,7 @@ class AnthropicProvider(HttpProvider):
         }
         return HttpCall(f"{self.base_url}/v1/messages", headers, body)
 
-    def on_event(self, event: SseEvent, state: CallState) -> str | None:
+    def on_event(self, event: SseEvent, state: StreamState) -> str | None:
         payload = load_object(event.data)
         kind = payload.get("type") or event.event
         if kind == "content_block_delta":
@@ -109,7 +110,7 @@ class AnthropicProvider(HttpProvider):
         # asks clients to do.
         return None
 
-    def finish(self, state: CallState) -> str:
+    def finish(self, state: StreamState) -> str:
         if state.finish_reason is None and state.done:
             return "unknown"
         if not state.done:
@@ -133,7 +134,7 @@ class AnthropicProvider(HttpProvider):
         return ids, str(payload["last_id"]) if more else None
 
 
-def _read_usage(usage: dict[str, Any], state: CallState) -> None:
+def _read_usage(usage: dict[str, Any], state: StreamState) -> None:
     # Counts are cumulative; cache reads and writes are input too (priced differently, but
     # counting them keeps the estimate on the safe side).
     inputs = [as_int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens")]

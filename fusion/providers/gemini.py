@@ -14,7 +14,8 @@ import httpx
 
 from fusion.providers.base import Timeouts
 from fusion.providers.classify import UpstreamError, load_object, stream_error
-from fusion.providers.http import CallState, HttpCall, HttpProvider, as_int, split_system
+from fusion.providers.http import HttpCall, HttpProvider, StreamState, as_int, split_system
+from fusion.providers.transport import HttpClient
 from fusion.sse import SseEvent
 from fusion.types import ApiKey, ChatRequest
 
@@ -41,7 +42,7 @@ class GeminiProvider(HttpProvider):
         *,
         name: str,
         base_url: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: HttpClient | httpx.AsyncClient | None = None,
         timeouts: Timeouts | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -80,7 +81,7 @@ class GeminiProvider(HttpProvider):
         url = f"{self.base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
         return HttpCall(url, headers, body)
 
-    def on_event(self, event: SseEvent, state: CallState) -> str | None:
+    def on_event(self, event: SseEvent, state: StreamState) -> str | None:
         chunk = load_object(event.data)
         if chunk.get("error"):
             raise stream_error(chunk)
@@ -137,7 +138,7 @@ class GeminiProvider(HttpProvider):
         return ids, str(token) if token else None
 
 
-def _read_usage(usage: dict[str, Any], state: CallState) -> None:
+def _read_usage(usage: dict[str, Any], state: StreamState) -> None:
     prompt = as_int(usage.get("promptTokenCount"))
     if prompt is not None:
         state.input_tokens = prompt

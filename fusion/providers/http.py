@@ -1,10 +1,12 @@
-"""What the wire-protocol providers share: one pooled httpx client, SSE streaming, timeouts,
+"""What the wire-protocol providers share: one pooled HTTP client, SSE streaming, timeouts,
 error classification and key redaction. Subclasses only build requests and read events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import weakref
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -16,7 +18,16 @@ import httpx
 from fusion.errors import ProviderError, TruncatedStream
 from fusion.providers.base import Provider, Timeouts
 from fusion.providers.classify import UpstreamError, clip, http_error, load_json, stream_error
-from fusion.providers.transport import ShardedTransport
+from fusion.providers.transport import (
+    AiohttpClient,
+    ConnectGuard,
+    HttpClient,
+    HttpRequest,
+    HttpResponse,
+    RequestCheck,
+    TransportError,
+    as_client,
+)
 from fusion.redact import redact
 from fusion.sse import SseDecoder, SseError, SseEvent
 from fusion.tokens import estimate_prompt_tokens, tokens_for_chars
@@ -27,29 +38,24 @@ MAX_ERROR_BODY = 64 * 1024
 # connection reusable, but a server that holds the line open must not delay the answer.
 DRAIN_S = 0.25
 MAX_MODEL_PAGES = 20
+MAX_MODEL_LIST = 32 * 1024 * 1024  # bytes of one page of a model list
 LIST_MODELS = "(list models)"
 
 
 def make_client(
-    *, trust_env: bool = True, proxy: str | None = None, shards: int = 16
-) -> httpx.AsyncClient:
-    """The long-lived pooled client to share between providers on one event loop.
+    *,
+    trust_env: bool = False,
+    proxy: str | None = None,
+    guard: ConnectGuard | None = None,
+    check_request: RequestCheck | None = None,
+) -> AiohttpClient:
+    """A long-lived pooled client to share between providers on one event loop.
 
-    fusion never reads the environment for a proxy: pass ``proxy`` explicitly.
+    Make it inside the loop that will use it and close it there (``async with``): it belongs
+    to that loop. fusion reads no proxy from the environment unless ``trust_env``; pass
+    ``proxy`` explicitly. ``guard`` and ``check_request``: see ``fusion.providers.transport``.
     """
-    transport = ShardedTransport(
-        shards,
-        # Hundreds of concurrent streams must not queue behind httpx's default 100.
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30),
-        trust_env=trust_env,
-        proxy=proxy,
-    )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(10.0, read=None, pool=None),
-        follow_redirects=False,
-        trust_env=trust_env,
-    )
+    return AiohttpClient(trust_env=trust_env, proxy=proxy, guard=guard, check_request=check_request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +65,8 @@ class HttpCall:
     body: dict[str, Any]
 
 
-class CallState:
-    """What one streamed call has learned so far; providers fill it from events."""
+class StreamState:
+    """What one streamed response has told so far; providers fill it from its events."""
 
     __slots__ = (
         "chars_out",
@@ -86,7 +92,7 @@ def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def truncated(state: CallState) -> UpstreamError:
+def truncated(state: StreamState) -> UpstreamError:
     return UpstreamError(
         f"stream ended without a finish reason after {state.chars_out} characters",
         permanent=False,
@@ -104,32 +110,51 @@ class HttpProvider(Provider):
         *,
         name: str,
         base_url: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: HttpClient | httpx.AsyncClient | None = None,
         timeouts: Timeouts | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        """``client``: shared by many providers and closed by its owner; an
+        ``httpx.AsyncClient`` (with its own transport, e.g. an SSRF guard) is wrapped. Without
+        one, the provider makes its own per event loop (see ``client``)."""
         super().__init__(name=name, timeouts=timeouts)
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         if not self.base_url:
             raise ValueError(f"{type(self).__name__} needs a base_url")
         self.extra_headers = dict(headers or {})
-        self._client = client
-        self._owns_client = client is None
-        t = self.timeouts
-        self._http_timeout = httpx.Timeout(connect=t.connect, read=None, write=t.connect, pool=None)
+        self._client = None if client is None else as_client(client)
+        # Without a client given, one per event loop: a client belongs to the loop it was
+        # made in, and a provider may outlive a loop (two asyncio.run calls in a row).
+        self._own_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        # Convenience only: a client made here is bound to the first loop that uses it.
-        if self._client is None:
-            self._client = make_client()
-        return self._client
+    def client(self) -> HttpClient:
+        """The client given to this provider, or else this provider's own for the running loop.
+
+        Given a client, its owner closes it. Otherwise ``aclose`` (or ``async with``) closes
+        the running loop's own client; pass one shared client to many providers instead.
+        """
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._own_clients.get(loop)
+        if client is None:
+            client = self._own_clients[loop] = make_client()
+        return client
 
     async def aclose(self) -> None:
-        """Close the client if this provider made it; a shared client is its owner's."""
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close this provider's own client of the running loop; a given client is its owner's."""
+        client = self._own_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> HttpProvider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # --- what subclasses provide -------------------------------------------------------
 
@@ -140,7 +165,7 @@ class HttpProvider(Provider):
     def stream_call(self, request: ChatRequest, key: ApiKey | None) -> HttpCall: ...
 
     @abstractmethod
-    def on_event(self, event: SseEvent, state: CallState) -> str | None:
+    def on_event(self, event: SseEvent, state: StreamState) -> str | None:
         """Update ``state`` from one event; return answer text, if any; raise UpstreamError."""
 
     @abstractmethod
@@ -151,7 +176,7 @@ class HttpProvider(Provider):
     def parse_models(self, payload: Any) -> tuple[list[str], str | None]:
         """Model ids on one page and the cursor of the next, if any."""
 
-    def finish(self, state: CallState) -> str:
+    def finish(self, state: StreamState) -> str:
         """The finish reason of a stream that has ended; raise if it was cut short."""
         if state.finish_reason is None:
             raise truncated(state)
@@ -160,29 +185,26 @@ class HttpProvider(Provider):
     # --- streaming ----------------------------------------------------------------------
 
     async def stream(self, request: ChatRequest, key: ApiKey | None) -> AsyncIterator[StreamItem]:
-        loop = asyncio.get_running_loop()
         t = self.timeouts
-        total_at = loop.time() + t.total
-        deadline = min(total_at, loop.time() + t.first_token)
-        first = True
+        watch = _Silence(t.first_token, t.idle, t.total)
         items = self._items(request, key)
         try:
             while True:
-                # One timeout per step, never across the yield, so that a deadline cannot fire
-                # while the consumer is busy with an item.
+                # Silence is timed only while waiting for the upstream, never across the
+                # yield, so that a deadline cannot fire while the consumer is busy with an item.
+                watch.wait()
                 try:
-                    async with asyncio.timeout_at(deadline) as scope:
-                        item = await anext(items)
+                    item = await anext(items)
                 except StopAsyncIteration:
                     return
-                except TimeoutError:
-                    if not scope.expired():
+                except asyncio.CancelledError:
+                    if not watch.expired():
                         raise
-                    raise self._timeout_error(request.model, first, deadline >= total_at) from None
+                    raise self._timeout_error(request.model, watch.first, watch.total) from None
+                watch.got()
                 yield item
-                first = False
-                deadline = min(total_at, loop.time() + t.idle)
         finally:
+            watch.stop()
             await items.aclose()
 
     def _timeout_error(self, model: str, first: bool, total: bool) -> ProviderError:
@@ -198,41 +220,43 @@ class HttpProvider(Provider):
     async def _items(
         self, request: ChatRequest, key: ApiKey | None
     ) -> AsyncGenerator[StreamItem, None]:
-        state = CallState(request)
+        state = StreamState(request)
         answered = False
         failure: ProviderError | None = None
         try:
             call = self.stream_call(request, key)
-            async with self.client.stream(
-                "POST", call.url, headers=call.headers, json=call.body, timeout=self._http_timeout
-            ) as response:
+            body = encode_json(call.body)
+            post = HttpRequest("POST", call.url, call.headers, body, None, self.timeouts.connect)
+            async with self.client.open(post) as response:
                 answered = True
                 await self._check_response(response)
                 decoder = SseDecoder()
-                chunks = response.aiter_bytes()
+                on_event = self.on_event
+                chunks = aiter(response)
                 async for chunk in chunks:
                     for event in decoder.feed(chunk):
-                        text = self.on_event(event, state)
+                        text = on_event(event, state)
                         if text:
                             state.chars_out += len(text)
                             yield TextDelta(text)
                         if state.done:
                             break
                     if state.done:
-                        await _drain(chunks)
+                        if not response.complete:
+                            await _drain(chunks)
                         break
                 decoder.close()
             yield StreamEnd(self.finish(state), self._usage(state))
-        except (UpstreamError, SseError, httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (UpstreamError, SseError, TransportError) as exc:
             failure = self._failure(exc, request.model, key, answered=answered)
         if failure is not None:
             # Raised outside the except block: the upstream's text may hold the key, so it
             # must not ride along as __context__ into tracebacks and logs.
             raise failure
 
-    async def _check_response(self, response: httpx.Response) -> None:
-        if response.status_code != 200:
-            raise http_error(response.status_code, await _read_some(response), response.headers)
+    async def _check_response(self, response: HttpResponse) -> None:
+        if response.status != 200:
+            raise http_error(response.status, await _read_some(response), response.headers)
         if response.headers.get("content-type", "").startswith("application/json"):
             # Some servers answer a streaming request with one JSON body, usually an error.
             body = await _read_some(response)
@@ -241,7 +265,7 @@ class HttpProvider(Provider):
                 raise stream_error(payload)
             raise UpstreamError("expected an SSE stream but got a JSON body", permanent=True)
 
-    def _usage(self, state: CallState) -> Usage:
+    def _usage(self, state: StreamState) -> Usage:
         inp, out = state.input_tokens, state.output_tokens
         return Usage(
             input_tokens=estimate_prompt_tokens(state.request.messages) if inp is None else inp,
@@ -267,22 +291,26 @@ class HttpProvider(Provider):
             cause = None
         elif isinstance(exc, SseError):
             message, permanent = f"unreadable event stream: {exc}", True
-        elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        elif not isinstance(exc, TransportError):
+            message, permanent = f"request failed: {exc or type(exc).__name__}", False
+        elif exc.kind == "url":
             message, permanent = f"invalid base URL {self.base_url!r}: {exc}", True
-        elif isinstance(exc, httpx.ConnectTimeout):
+        elif exc.kind == "connect_timeout":
             message, permanent = f"could not connect within {self.timeouts.connect}s", False
-        elif isinstance(exc, httpx.ConnectError):
+        elif exc.kind == "connect":
             # A transport may mark its refusal final (the workbench's SSRF guard does):
             # asking again would be refused again.
-            permanent = bool(getattr(exc, "permanent", False))
-            message = f"cannot connect to {self.base_url}: {exc or 'refused'}"
-        elif isinstance(exc, httpx.DecodingError):
+            message, permanent = (
+                f"cannot connect to {self.base_url}: {exc or 'refused'}",
+                exc.permanent,
+            )
+        elif exc.kind == "protocol":
             message, permanent = f"undecodable response body: {exc}", True
-        elif isinstance(exc, httpx.TransportError | httpx.StreamError) and answered:
-            message, permanent = f"connection lost mid-stream: {exc or type(exc).__name__}", False
+        elif answered:
+            message, permanent = f"connection lost mid-stream: {exc}", False
             cls = TruncatedStream
         else:
-            message, permanent = f"request failed: {exc or type(exc).__name__}", False
+            message, permanent = f"request failed: {exc}", False
         error = cls(
             clip(redact(message, secrets)),
             provider=self.name,
@@ -305,12 +333,12 @@ class HttpProvider(Provider):
                 cursor: str | None = None
                 for _ in range(MAX_MODEL_PAGES):
                     url, params = self.models_page(cursor)
-                    response = await self.client.get(
-                        url, params=params, headers=headers, timeout=self._http_timeout
-                    )
-                    if response.status_code != 200:
-                        raise http_error(response.status_code, response.content, response.headers)
-                    page, cursor = self.parse_models(load_json(response.text))
+                    get = HttpRequest("GET", url, headers, None, params, self.timeouts.connect)
+                    async with self.client.open(get) as response:
+                        body = await _read_some(response, MAX_MODEL_LIST)
+                    if response.status != 200:
+                        raise http_error(response.status, body, response.headers)
+                    page, cursor = self.parse_models(load_json(body.decode("utf-8", "replace")))
                     ids.update(page)
                     if not cursor:
                         break
@@ -321,18 +349,23 @@ class HttpProvider(Provider):
                 model=LIST_MODELS,
                 permanent=False,
             )
-        except (UpstreamError, httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (UpstreamError, TransportError) as exc:
             failure = self._failure(exc, LIST_MODELS, key, answered=False)
         if failure is not None:
             raise failure
         return sorted(ids)
 
 
-async def _read_some(response: httpx.Response, limit: int = MAX_ERROR_BODY) -> bytes:
+def encode_json(body: Any) -> bytes:
+    """A request body as httpx's ``json=`` would send it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def _read_some(response: HttpResponse, limit: int = MAX_ERROR_BODY) -> bytes:
     """Up to ``limit`` bytes of a body that may be huge or endless."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response:
         parts.append(chunk)
         size += len(chunk)
         if size >= limit:
@@ -345,8 +378,82 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         async with asyncio.timeout(DRAIN_S):
             async for _ in chunks:
                 pass
-    except (TimeoutError, httpx.HTTPError):
+    except (TimeoutError, TransportError):
         pass
+
+
+class _Silence:
+    """The first-token, idle and total timeouts of one stream, on one lazily moved timer.
+
+    ``asyncio.timeout`` per item would arm and cancel a timer for every token (a third of a
+    stream's CPU at hundreds of streams). Here a token only notes the time; the one timer,
+    when it fires, moves itself to the current deadline, and cancels the task only if the
+    deadline has really passed while the stream was waiting for the upstream.
+    """
+
+    __slots__ = (
+        "_cancelling",
+        "_deadline",
+        "_handle",
+        "_loop",
+        "_task",
+        "_waiting",
+        "fired",
+        "first",
+        "first_token",
+        "idle",
+        "total",
+        "total_at",
+    )
+
+    def __init__(self, first_token: float, idle: float, total: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._cancelling = 0 if self._task is None else self._task.cancelling()
+        self.first_token, self.idle = first_token, idle
+        self.total_at = self._loop.time() + total
+        self._deadline = min(self.total_at, self._loop.time() + first_token)
+        self._handle: asyncio.TimerHandle | None = None
+        self._waiting = False
+        self.fired = False
+        self.first = True  # no item yet
+        self.total = False  # the deadline that fired was the total one
+
+    def wait(self) -> None:
+        self._waiting = True
+        handle = self._handle
+        if handle is None or handle.when() > self._deadline:
+            if handle is not None:
+                handle.cancel()
+            self._handle = self._loop.call_at(self._deadline, self._check)
+
+    def got(self) -> None:
+        self._waiting = False
+        self.first = False
+        self._deadline = min(self.total_at, self._loop.time() + self.idle)
+
+    def _check(self) -> None:
+        self._handle = None
+        if not self._waiting:
+            return  # the consumer has the stream; wait() re-arms
+        if self._loop.time() < self._deadline:
+            self._handle = self._loop.call_at(self._deadline, self._check)
+            return
+        if self._task is not None and not self.fired:
+            self.fired = True
+            self.total = self._deadline >= self.total_at
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        """Whether the CancelledError being handled is this timer's (and only its)."""
+        if not self.fired or self._task is None:
+            return False
+        return self._task.uncancel() <= self._cancelling
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def split_system(messages: tuple[Message, ...]) -> tuple[str | None, list[tuple[str, str]]]:

@@ -12,7 +12,8 @@ import httpx
 
 from fusion.providers.base import Timeouts
 from fusion.providers.classify import UpstreamError, load_object, stream_error
-from fusion.providers.http import CallState, HttpCall, HttpProvider, as_int
+from fusion.providers.http import HttpCall, HttpProvider, StreamState, as_int
+from fusion.providers.transport import HttpClient
 from fusion.sse import SseEvent
 from fusion.types import ApiKey, ChatRequest
 
@@ -28,7 +29,7 @@ class OpenAIProvider(HttpProvider):
         *,
         name: str,
         base_url: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: HttpClient | httpx.AsyncClient | None = None,
         timeouts: Timeouts | None = None,
         headers: Mapping[str, str] | None = None,
         max_tokens_field: str = "max_tokens",
@@ -70,7 +71,7 @@ class OpenAIProvider(HttpProvider):
         }
         return HttpCall(f"{self.base_url}/chat/completions", headers, body)
 
-    def on_event(self, event: SseEvent, state: CallState) -> str | None:
+    def on_event(self, event: SseEvent, state: StreamState) -> str | None:
         data = event.data
         if data == "[DONE]":
             state.done = True
@@ -95,7 +96,7 @@ class OpenAIProvider(HttpProvider):
         text = delta.get("content") if isinstance(delta, dict) else None
         return text if isinstance(text, str) else None
 
-    def finish(self, state: CallState) -> str:
+    def finish(self, state: StreamState) -> str:
         if state.finish_reason is None and state.done:
             return "unknown"  # [DONE] is an explicit end even when the server named no reason
         return super().finish(state)
@@ -110,7 +111,7 @@ class OpenAIProvider(HttpProvider):
         return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")], None
 
 
-def _read_usage(usage: dict[str, Any], state: CallState) -> None:
+def _read_usage(usage: dict[str, Any], state: StreamState) -> None:
     prompt, completion = as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))
     if prompt is not None:
         state.input_tokens = prompt

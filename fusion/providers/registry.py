@@ -13,6 +13,7 @@ from fusion.providers.anthropic import ANTHROPIC_BASE_URL, AnthropicProvider
 from fusion.providers.base import Provider, Timeouts
 from fusion.providers.gemini import GEMINI_BASE_URL, GeminiProvider
 from fusion.providers.openai import OPENAI_BASE_URL, OpenAIProvider
+from fusion.providers.transport import HttpClient
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
@@ -84,7 +85,7 @@ def build_provider(
     *,
     name: str,
     base_url: str | None = None,
-    client: httpx.AsyncClient | None = None,
+    client: HttpClient | httpx.AsyncClient | None = None,
     timeouts: Timeouts | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> Provider:

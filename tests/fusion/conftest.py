@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from fusion.providers.http import make_client
+from fusion.providers.transport import HttpClient
 from fusion.testing.upstream import Upstream
 
 
@@ -19,7 +19,7 @@ async def upstream() -> AsyncIterator[Upstream]:
 
 
 @pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+async def http_client() -> AsyncIterator[HttpClient]:
     """One pooled client for the test, as a worker keeps one per event loop."""
     async with make_client(trust_env=False) as client:
         yield client

@@ -5,13 +5,12 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import httpx
-
 from fusion.providers.anthropic import AnthropicProvider
 from fusion.providers.base import Timeouts
 from fusion.providers.gemini import GeminiProvider
 from fusion.providers.http import HttpProvider
 from fusion.providers.openai import OpenAIProvider
+from fusion.providers.transport import HttpClient
 from fusion.testing.upstream import Upstream
 from fusion.types import ApiKey, ChatRequest, Message, StreamEnd, StreamItem, TextDelta
 
@@ -23,7 +22,7 @@ FAST = Timeouts(connect=1.0, first_token=2.0, idle=2.0, total=5.0)
 def make(
     kind: str,
     up: Upstream,
-    client: httpx.AsyncClient,
+    client: HttpClient,
     timeouts: Timeouts = FAST,
     **options: Any,
 ) -> HttpProvider:

@@ -8,7 +8,6 @@ import time
 from dataclasses import replace
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from fusion.calls import Backoff
@@ -18,6 +17,7 @@ from fusion.errors import BudgetExceeded
 from fusion.events import CandidateDelta, Event
 from fusion.providers.base import Endpoint, Timeouts
 from fusion.providers.openai import OpenAIProvider
+from fusion.providers.transport import HttpClient
 from fusion.results import (
     CompletedCandidate,
     candidate_key,
@@ -370,7 +370,7 @@ async def test_it_serialises_specs_and_results_to_json() -> None:
 TIMEOUTS = Timeouts(connect=1.0, first_token=3.0, idle=3.0, total=5.0)
 
 
-def http(up: Upstream, client: httpx.AsyncClient, *keys: ApiKey) -> dict[str, Endpoint]:
+def http(up: Upstream, client: HttpClient, *keys: ApiKey) -> dict[str, Endpoint]:
     provider = OpenAIProvider(name="up", base_url=f"{up.url}/v1", client=client, timeouts=TIMEOUTS)
     return {"up": Endpoint(provider, keys), **sim_endpoints()}
 
@@ -394,7 +394,7 @@ def auth(up: Upstream, model: str) -> list[str]:
 
 
 async def test_it_retries_a_rate_limit_honouring_retry_after(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("busy", Script(status=429, retry_after="0.2"), Script(text="finally ok"))
     start = time.perf_counter()
@@ -405,7 +405,7 @@ async def test_it_retries_a_rate_limit_honouring_retry_after(
 
 
 async def test_it_falls_back_when_the_upstream_does_not_know_the_model(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("gone", Script(status=404))
     s = http_spec("gone")
@@ -416,7 +416,7 @@ async def test_it_falls_back_when_the_upstream_does_not_know_the_model(
 
 
 async def test_it_gives_up_on_a_failing_upstream_after_max_attempts(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("down", Script(status=500))
     result, _ = await run(
@@ -427,7 +427,7 @@ async def test_it_gives_up_on_a_failing_upstream_after_max_attempts(
 
 
 async def test_it_moves_to_another_key_when_one_is_rate_limited(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("hot", Script(status=429, retry_after="30"), Script(text="ok"))
     start = time.perf_counter()
@@ -438,7 +438,7 @@ async def test_it_moves_to_another_key_when_one_is_rate_limited(
 
 
 async def test_it_drops_a_rejected_key_for_the_rest_of_the_run(
-    http_client: httpx.AsyncClient,
+    http_client: HttpClient,
 ) -> None:
     async with Upstream(valid_keys={"sk-secret-good", "sk-secret-fine"}) as up:
         keys = (key("bad"), key("good"), key("fine"))
@@ -457,7 +457,7 @@ async def test_it_drops_a_rejected_key_for_the_rest_of_the_run(
 
 
 async def test_it_fails_permanently_when_every_key_is_rejected(
-    http_client: httpx.AsyncClient,
+    http_client: HttpClient,
 ) -> None:
     async with Upstream(valid_keys={"other"}) as up:
         result, sink = await run(http_spec("a", "b"), http(up, http_client, key("x"), key("y")))
@@ -468,7 +468,7 @@ async def test_it_fails_permanently_when_every_key_is_rejected(
 
 
 async def test_it_fails_a_candidate_whose_stream_is_cut(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("cut", Script(tokens=10, fail="truncate", fail_after=4))
     s = http_spec("cut", "up-small")
@@ -481,7 +481,7 @@ async def test_it_fails_a_candidate_whose_stream_is_cut(
 
 
 async def test_it_emits_one_delta_per_upstream_token(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("words", Script(tokens=25))
     result, sink = await run(http_spec("words"), http(upstream, http_client))
@@ -491,7 +491,7 @@ async def test_it_emits_one_delta_per_upstream_token(
 
 
 async def test_it_closes_hanging_upstream_streams_within_100ms(
-    upstream: Upstream, http_client: httpx.AsyncClient
+    upstream: Upstream, http_client: HttpClient
 ) -> None:
     upstream.script("stuck", Script(tokens=10, fail="hang", fail_after=2))
     cancel = asyncio.Event()

@@ -6,7 +6,7 @@ from fusion.errors import ProviderError, TruncatedStream
 from fusion.providers.base import Timeouts
 from fusion.providers.classify import UpstreamError
 from fusion.providers.gemini import GeminiProvider
-from fusion.providers.http import CallState
+from fusion.providers.http import StreamState
 from fusion.sse import SseEvent
 from fusion.testing.scripts import Script
 from fusion.types import ChatRequest, Message
@@ -130,7 +130,7 @@ def test_it_rejects_a_blocked_prompt_permanently():
     blocked = SseEvent(data='{"promptFeedback": {"blockReason": "SAFETY"}}')
 
     with pytest.raises(UpstreamError) as caught:
-        provider.on_event(blocked, CallState(ask("gemini-x")))
+        provider.on_event(blocked, StreamState(ask("gemini-x")))
 
     assert caught.value.permanent and "SAFETY" in caught.value.message
 
@@ -142,4 +142,4 @@ def test_it_skips_thought_parts():
         ' {"text": "Answer"}]}}]}'
     )
 
-    assert provider.on_event(SseEvent(data=chunk), CallState(ask("gemini-x"))) == "Answer"
+    assert provider.on_event(SseEvent(data=chunk), StreamState(ask("gemini-x"))) == "Answer"

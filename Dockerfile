@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY fusion ./fusion
 COPY workbench ./workbench
 RUN pip install .
+# .dockerignore keeps var/ (generated secrets, the SQLite database), .env, .venv and .git out.
 COPY . .
 # collectstatic needs settings to import; the build-time secrets are throwaway values.
 RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db \
@@ -20,4 +21,4 @@ RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db \
 USER fusion
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "workbench.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "workbench.asgi:application"]

@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from workbench.lib.env import env_bool, env_float, env_int, env_list, env_str
+from workbench.lib.env import (
+    env_bool,
+    env_database_url,
+    env_fernet_keys,
+    env_float,
+    env_int,
+    env_list,
+    env_redis_url,
+    env_str,
+    fernet_keys_error,
+    secret_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FUSION_VAR_DIR", str(BASE_DIR / "var")))
@@ -26,33 +37,34 @@ EMBEDDED = env_bool("FUSION_EMBEDDED", default=not os.environ.get("DATABASE_URL"
 DEBUG = env_bool("DEBUG", default=False)
 
 
-def _var_secret(filename: str, make: callable) -> str:  # type: ignore[valid-type]
-    """Read a generated secret from var/, creating it (mode 0600) on first use."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / filename
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(make())
-    return path.read_text().strip()
+if EMBEDDED and not VAR_DIR.exists():
+    # Private from the start: it holds the database and the generated secrets.
+    VAR_DIR.mkdir(mode=0o700, parents=True)
 
 
-def _new_fernet_key() -> str:
+def _var_secret(filename: str, make: Callable[[], str]) -> str:
+    """A generated secret from var/ (mode 0600), created on first use."""
+    return secret_file(VAR_DIR / filename, make)[0]
+
+
+def _var_fernet_keys() -> list[str]:
+    """The generated encryption key from var/, checked like the variable would be."""
     from cryptography.fernet import Fernet
 
-    return Fernet.generate_key().decode()
+    keys = [_var_secret("encryption_key", lambda: Fernet.generate_key().decode())]
+    if error := fernet_keys_error(str(VAR_DIR / "encryption_key"), keys):
+        raise ImproperlyConfigured(error)
+    return keys
 
 
 if EMBEDDED:
     SECRET_KEY = env_str("SECRET_KEY", "") or _var_secret(
         "secret_key", lambda: secrets.token_urlsafe(50)
     )
-    FUSION_ENCRYPTION_KEYS = env_list("FUSION_ENCRYPTION_KEYS") or [
-        _var_secret("encryption_key", _new_fernet_key)
-    ]
+    FUSION_ENCRYPTION_KEYS = env_fernet_keys("FUSION_ENCRYPTION_KEYS") or _var_fernet_keys()
 else:
     SECRET_KEY = env_str("SECRET_KEY")
-    FUSION_ENCRYPTION_KEYS = env_list("FUSION_ENCRYPTION_KEYS")
+    FUSION_ENCRYPTION_KEYS = env_fernet_keys("FUSION_ENCRYPTION_KEYS")
     if not FUSION_ENCRYPTION_KEYS:
         raise ImproperlyConfigured(
             "FUSION_ENCRYPTION_KEYS must be set (comma-separated Fernet keys, newest first)"
@@ -131,9 +143,7 @@ _SQLITE_OPTIONS = {
 }
 if os.environ.get("DATABASE_URL"):
     DATABASES = {
-        "default": dj_database_url.parse(
-            os.environ["DATABASE_URL"], conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
-        )
+        "default": env_database_url("DATABASE_URL", conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
     }
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -152,7 +162,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis: channels, celery, cache, live run state ------------------------------------------
-REDIS_URL = env_str("REDIS_URL", f"unix://{VAR_DIR / 'redis.sock'}")
+REDIS_URL = env_redis_url("REDIS_URL", f"unix://{VAR_DIR / 'redis.sock'}")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -224,6 +234,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_THROTTLE_ATTEMPTS = env_int("LOGIN_THROTTLE_ATTEMPTS", 5, minimum=1)
 LOGIN_THROTTLE_WINDOW_S = env_int("LOGIN_THROTTLE_WINDOW_S", 300, minimum=1)
+# Reset mails per address and per client network: enough for a typo or a slow inbox, too few
+# to flood someone's mailbox.
+PASSWORD_RESET_THROTTLE_ATTEMPTS = env_int("PASSWORD_RESET_THROTTLE_ATTEMPTS", 5, minimum=1)
+PASSWORD_RESET_THROTTLE_WINDOW_S = env_int("PASSWORD_RESET_THROTTLE_WINDOW_S", 3600, minimum=1)
 INVITE_TTL_DAYS = env_int("INVITE_TTL_DAYS", 7, minimum=1)
 
 # --- i18n, time --------------------------------------------------------------------------------
@@ -259,6 +273,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 
 # --- security (production) -----------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not (EMBEDDED or DEBUG))
+# Health checks come over plain HTTP from inside the container or the load balancer, not
+# through the TLS proxy; a redirect to https would read as "down".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not (EMBEDDED or DEBUG))
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not (EMBEDDED or DEBUG))
 SESSION_COOKIE_HTTPONLY = True

@@ -104,3 +104,17 @@ def vera_client(vera: User) -> Client:
 @pytest.fixture
 def charlie_client(charlie: User) -> Client:
     return logged_in_client(charlie)
+
+
+@pytest.fixture
+def root(make_user: Callable[..., User]) -> User:
+    """Staff and superuser: the Django admin's user."""
+    user = make_user("root")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def staff_client(root: User) -> Client:
+    return logged_in_client(root)

@@ -7,9 +7,11 @@ from functools import cache
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
 from workbench.accounts import throttle
 from workbench.accounts.models import Role
@@ -30,8 +32,11 @@ class ServiceErrorFormMixin:
         self.add_error(field, err.message)  # type: ignore[attr-defined]
 
 
-class LoginForm(AuthenticationForm):
-    """Django's log-in form, refusing attempts once the throttle trips."""
+class ThrottledLoginMixin:
+    """Refuse log-in attempts once the throttle trips (on top of an AuthenticationForm)."""
+
+    request: HttpRequest | None
+    cleaned_data: dict[str, Any]
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
@@ -40,7 +45,7 @@ class LoginForm(AuthenticationForm):
             # Checked before the password so a blocked guesser learns nothing from the answer.
             raise ValidationError(throttle.blocked_message(), code="throttled")
         try:
-            cleaned = super().clean()
+            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except ValidationError:
             throttle.login_failed(username=username, ip=ip)
             raise
@@ -49,7 +54,16 @@ class LoginForm(AuthenticationForm):
 
     @property
     def throttled(self) -> bool:
-        return any(err.code == "throttled" for err in self.non_field_errors().as_data())
+        errors = self.non_field_errors().as_data()  # type: ignore[attr-defined]
+        return any(err.code == "throttled" for err in errors)
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    """Django's log-in form, refusing attempts once the throttle trips."""
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """The admin's log-in form (staff only), throttled with the same counts as the app's."""
 
 
 class SignupForm(ServiceErrorFormMixin, forms.Form):

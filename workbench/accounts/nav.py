@@ -1,8 +1,7 @@
 """The sections of a workspace shown in the top navigation.
 
-An app plugs in by giving its index page the URL name listed here (it is reversed with
-``ws=<slug>``); until that name exists the entry points at the workspace home and is shown as
-"coming soon". Add or reorder sections in ``SECTIONS``.
+Each entry names a workspace page's URL (reversed with ``ws=<slug>``); a name that does not
+resolve is an error, not a dead link. Add or reorder sections in ``SECTIONS``.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from workbench.accounts.models import Membership, Role, Workspace
 
@@ -40,7 +39,6 @@ class NavLink:
     label: str
     url: str
     active: bool
-    soon: bool
 
 
 def nav_links(
@@ -53,10 +51,7 @@ def nav_links(
     for section in SECTIONS:
         if membership is not None and not membership.has_role(section.min_role):
             continue
-        try:
-            url, soon = reverse(section.url_name, kwargs={"ws": workspace.slug}), False
-        except NoReverseMatch:
-            url, soon = reverse("accounts:workspace_home", kwargs={"ws": workspace.slug}), True
-        active = on_this_workspace and not soon and view_name.startswith(section.active_prefix)
-        links.append(NavLink(section.label, url, active, soon))
+        url = reverse(section.url_name, kwargs={"ws": workspace.slug})
+        active = on_this_workspace and view_name.startswith(section.active_prefix)
+        links.append(NavLink(section.label, url, active))
     return links

@@ -1,9 +1,11 @@
-"""Log-in throttling against password guessing.
+"""Throttling of log-ins (against password guessing) and of password-reset requests
+(against mail bombing a victim's inbox).
 
-Failures are counted in the cache (Redis) per username and per client address over a fixed
-window that starts at the first failure. Once either count reaches
-``LOGIN_THROTTLE_ATTEMPTS`` every further attempt is refused, right password or not, until the
-window ends: guessing then costs the attacker a window per few tries.
+Events are counted in the cache (Redis) per account (user name or email) and per client
+address over a fixed window that starts at the first event. Once either count reaches the
+limit every further attempt is refused until the window ends; for log-ins that holds for the
+right password too, so guessing costs the attacker a window per few tries. The app's log-in
+and the admin's share the same counts.
 """
 
 from __future__ import annotations
@@ -29,37 +31,65 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _keys(username: str, ip: str) -> list[str]:
-    # Hashed: usernames are user input, and cache keys must stay short and plain.
-    name = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    return [f"login-fail:user:{name}", f"login-fail:ip:{ip}"]
+def _keys(kind: str, account: str, ip: str) -> list[str]:
+    # Hashed: names and emails are user input, and cache keys must stay short and plain.
+    name = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
+    return [f"{kind}:user:{name}", f"{kind}:ip:{ip}"]
 
 
-def login_blocked(*, username: str, ip: str) -> bool:
-    counts = cache.get_many(_keys(username, ip))
-    return any(int(count) >= settings.LOGIN_THROTTLE_ATTEMPTS for count in counts.values())
+def _blocked(keys: list[str], limit: int) -> bool:
+    return any(int(count) >= limit for count in cache.get_many(keys).values())
 
 
-def login_failed(*, username: str, ip: str) -> None:
-    for key in _keys(username, ip):
-        # add() only sets the window on the first failure; incr() keeps the expiry it has.
-        cache.add(key, 0, timeout=settings.LOGIN_THROTTLE_WINDOW_S)
+def _count(keys: list[str], window_s: int) -> None:
+    for key in keys:
+        # add() only sets the window on the first event; incr() keeps the expiry it has.
+        cache.add(key, 0, timeout=window_s)
         try:
             cache.incr(key)
         except ValueError:  # expired between the two calls: start a new window
-            cache.set(key, 1, timeout=settings.LOGIN_THROTTLE_WINDOW_S)
+            cache.set(key, 1, timeout=window_s)
+
+
+def _wait_words(window_s: int) -> str:
+    minutes = max(1, round(window_s / 60))
+    return f"Wait {minutes} minute{'s' if minutes != 1 else ''} and try again"
+
+
+def login_blocked(*, username: str, ip: str) -> bool:
+    return _blocked(_keys("login-fail", username, ip), settings.LOGIN_THROTTLE_ATTEMPTS)
+
+
+def login_failed(*, username: str, ip: str) -> None:
+    _count(_keys("login-fail", username, ip), settings.LOGIN_THROTTLE_WINDOW_S)
 
 
 def login_succeeded(*, username: str) -> None:
     """Forget the username's failures; the address's stay, so one account of an attacker's own
     cannot be used to reset the count between guesses at others."""
-    cache.delete(_keys(username, "")[0])
+    cache.delete(_keys("login-fail", username, "")[0])
 
 
 def blocked_message() -> str:
-    minutes = max(1, round(settings.LOGIN_THROTTLE_WINDOW_S / 60))
     return (
         "Too many failed log-in attempts for this account or from your network. "
-        f"Wait {minutes} minute{'s' if minutes != 1 else ''} and try again, "
-        "or reset your password."
+        f"{_wait_words(settings.LOGIN_THROTTLE_WINDOW_S)}, or reset your password."
+    )
+
+
+def reset_blocked(*, email: str, ip: str) -> bool:
+    return _blocked(_keys("reset", email, ip), settings.PASSWORD_RESET_THROTTLE_ATTEMPTS)
+
+
+def reset_requested(*, email: str, ip: str) -> None:
+    """Count a reset request, whether or not an account has the email: the count must not
+    tell an asker which addresses exist."""
+    _count(_keys("reset", email, ip), settings.PASSWORD_RESET_THROTTLE_WINDOW_S)
+
+
+def reset_blocked_message() -> str:
+    return (
+        "Too many password-reset requests for this address or from your network. "
+        f"{_wait_words(settings.PASSWORD_RESET_THROTTLE_WINDOW_S)}; "
+        "the links already sent stay valid."
     )

@@ -47,9 +47,26 @@ class CredentialAdmin(admin.ModelAdmin):
         "check_message",
         "models_refreshed_at",
     )
-    readonly_fields = ("checked_at", "check_ok", "check_message", "models_refreshed_at")
-    raw_id_fields = ("workspace", "owner")
+    # Who may use a credential is the app's business (services check membership and the
+    # owner-iff-personal constraint): moving a key to another workspace, or a scope without its
+    # owner, from here would hand keys to strangers or fail the constraint with a 500. The
+    # provider and base URL stay too: the app's form runs the SSRF guard on them, this would not.
+    readonly_fields = (
+        "workspace",
+        "scope",
+        "owner",
+        "provider",
+        "base_url",
+        "checked_at",
+        "check_ok",
+        "check_message",
+        "models_refreshed_at",
+    )
     inlines = [CredentialKeyInline, CatalogInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A credential is made in the app, which encrypts its keys and checks its base URL.
+        return False
 
     @admin.display(description="keys")
     def key_count(self, obj: Credential) -> int:

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
+from workbench.lib.env import fernet_keys_error
+
 __all__ = ["DecryptionError", "decrypt", "encrypt", "rotate"]
 
 
@@ -23,25 +25,11 @@ class DecryptionError(Exception):
 
 @lru_cache(maxsize=4)
 def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
-    if not keys:
-        raise ImproperlyConfigured("FUSION_ENCRYPTION_KEYS is empty")
-    try:
-        return MultiFernet([Fernet(key.encode()) for key in keys])
-    except ValueError:
-        # Never echo the key itself: the message only says which position is wrong.
-        bad = next(i for i, key in enumerate(keys) if not _is_fernet_key(key))
-        raise ImproperlyConfigured(
-            f"FUSION_ENCRYPTION_KEYS entry #{bad + 1} is not a Fernet key "
-            "(32 url-safe base64-encoded bytes)"
-        ) from None
-
-
-def _is_fernet_key(key: str) -> bool:
-    try:
-        Fernet(key.encode())
-    except ValueError:
-        return False
-    return True
+    # Settings already refused bad keys at start; this guards values set later (tests).
+    # The message names the entry's position, never the key itself.
+    if error := fernet_keys_error("FUSION_ENCRYPTION_KEYS", keys):
+        raise ImproperlyConfigured(error)
+    return MultiFernet([Fernet(key.encode()) for key in keys])
 
 
 def _fernet() -> MultiFernet:

@@ -3,7 +3,6 @@ example pools, so a new user can run a fusion within a minute of cloning, with n
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from workbench.accounts.models import Membership, Role, User, Workspace
+from workbench.lib.env import secret_file
 
 DEMO_USERNAME = "demo"
 DEMO_WORKSPACE_SLUG = "demo"
@@ -22,27 +22,28 @@ class DemoSeed:
     username: str
     password: str
     workspace_slug: str
+    # The user changed the password since it was generated: the file's is no longer theirs.
     password_changed: bool
+    # var/demo_password was gone while the user existed, so a new one was generated and set.
+    password_reset: bool = False
 
 
-def _demo_password() -> str:
-    """Generated once and kept in var/ (mode 0600), so reseeding prints the same password."""
-    path = Path(settings.VAR_DIR) / "demo_password"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(12))
-    return path.read_text().strip()
+def _demo_password() -> tuple[str, bool]:
+    """Generated once and kept in var/ (mode 0600), so reseeding prints the same password;
+    (password, whether it was generated just now)."""
+    return secret_file(Path(settings.VAR_DIR) / "demo_password", lambda: secrets.token_urlsafe(12))
 
 
 @transaction.atomic
 def demo_seed() -> DemoSeed:
-    password = _demo_password()
+    password, generated = _demo_password()
     user, created = User.objects.get_or_create(
         username=DEMO_USERNAME, defaults={"email": "demo@example.com"}
     )
-    if created:
+    # A new file beside an existing user means the old password is lost (var/ was cleaned):
+    # set the new one rather than print a password that does not log in.
+    reset = generated and not created
+    if created or reset:
         user.set_password(password)
         user.save()
     workspace, _ = Workspace.objects.get_or_create(
@@ -56,6 +57,7 @@ def demo_seed() -> DemoSeed:
         password=password,
         workspace_slug=workspace.slug,
         password_changed=not user.check_password(password),
+        password_reset=reset,
     )
 
 

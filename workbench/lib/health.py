@@ -1,4 +1,10 @@
-"""Liveness of the parts a run needs: database, Redis and at least one Celery worker."""
+"""Liveness of the parts a run needs: database, Redis and at least one Celery worker.
+
+Two scopes: ``all`` (the default, for monitoring: can runs execute?) and ``web`` (for the web
+container's own health check: can this process serve pages?). The web scope leaves the worker
+out, so a deployment whose workers are down, or not started yet, does not mark its web
+processes unhealthy as well.
+"""
 
 from __future__ import annotations
 
@@ -34,19 +40,27 @@ def _check_worker() -> str | None:
     from workbench.celery import app
 
     try:
-        replies = app.control.ping(timeout=1.0)
+        # limit=1: return at the first answer instead of waiting out the timeout for more.
+        replies = app.control.ping(timeout=1.0, limit=1)
     except Exception as exc:
         return type(exc).__name__
     return None if replies else "no worker answered"
 
 
-def health_report() -> tuple[bool, dict[str, Any]]:
+SCOPES = ("all", "web")
+
+
+def health_report(scope: str = "all") -> tuple[bool, dict[str, Any]]:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     checks = {"database": _check_database(), "redis": _check_redis()}
-    # Without Redis the worker cannot be asked, so only ask when Redis answers.
-    checks["worker"] = _check_worker() if checks["redis"] is None else "redis is down"
+    if scope == "all":
+        # Without Redis the worker cannot be asked, so only ask when Redis answers.
+        checks["worker"] = _check_worker() if checks["redis"] is None else "redis is down"
     healthy = all(error is None for error in checks.values())
     body = {
         "status": "ok" if healthy else "unavailable",
+        "scope": scope,
         "checks": {
             name: {"ok": error is None, **({"error": error} if error else {})}
             for name, error in checks.items()

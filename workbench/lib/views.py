@@ -6,12 +6,15 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 
 from workbench.accounts.selectors import default_workspace_for
-from workbench.lib.health import health_report
+from workbench.lib.health import SCOPES, health_report
 
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    healthy, body = health_report()
+    scope = request.GET.get("scope", "all")
+    if scope not in SCOPES:
+        return JsonResponse({"error": f"scope must be one of {', '.join(SCOPES)}"}, status=400)
+    healthy, body = health_report(scope)
     return JsonResponse(body, status=200 if healthy else 503)
 
 

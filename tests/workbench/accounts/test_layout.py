@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from workbench.accounts.models import Workspace
+from workbench.accounts.nav import SECTIONS
 
 pytestmark = pytest.mark.django_db
 
@@ -51,15 +52,16 @@ def test_it_shows_the_user_menu_with_a_post_logout(alice_client: Client) -> None
     assert 'method="post"' in html
 
 
-def test_it_marks_sections_without_a_page_yet_as_coming_soon(
-    alice_client: Client, workspace: Workspace
-) -> None:
-    links = {link.label: link for link in alice_client.get("/w/acme/").context["nav_links"]}
-    assert not links["Home"].soon
-    # Apps plug in by naming their index page in accounts/nav.py; until then it points home.
-    for label in ("Runs", "Pools", "Keys", "Experiments", "Usage", "Judges"):
-        link = links[label]
-        assert link.soon or link.url != "/w/acme/"
+def test_it_links_every_section_to_its_own_page(alice_client: Client, workspace: Workspace) -> None:
+    links = alice_client.get("/w/acme/").context["nav_links"]
+    assert [link.label for link in links] == [section.label for section in SECTIONS]
+    assert len({link.url for link in links}) == len(links)  # no section borrows another's page
+    for link in links:
+        response = alice_client.get(link.url)
+        assert response.status_code == 200, link.url
+        # On its own page, that section and only it is highlighted.
+        active = [other.label for other in response.context["nav_links"] if other.active]
+        assert active == [link.label], link.url
 
 
 def test_it_keeps_anonymous_pages_free_of_workspace_navigation(client: Client) -> None:

@@ -127,3 +127,47 @@ class TestThrottle:
         assert blocked.status_code == 429
         other = _login(Client(), "alice", PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.8")
         assert other.status_code == 302
+
+
+class TestAdminThrottle:
+    """/admin/login/ is throttled like /login/, and with the same counts."""
+
+    ADMIN_LOGIN = "/admin/login/"
+
+    @pytest.fixture(autouse=True)
+    def _few_attempts(self, settings: SettingsWrapper) -> None:
+        settings.LOGIN_THROTTLE_ATTEMPTS = 3
+        settings.LOGIN_THROTTLE_WINDOW_S = 60
+
+    def _admin_login(self, client: Client, username: str, password: str) -> HttpResponse:
+        return client.post(
+            self.ADMIN_LOGIN, {"username": username, "password": password, "next": "/admin/"}
+        )
+
+    def test_it_logs_staff_in(self, client: Client, root: User) -> None:
+        response = self._admin_login(client, "root", PASSWORD)
+        assert response.status_code == 302
+        assert response["Location"] == "/admin/"
+
+    def test_it_refuses_the_right_password_after_too_many_failures(
+        self, client: Client, root: User
+    ) -> None:
+        for _ in range(3):
+            assert self._admin_login(client, "root", "wrong").status_code == 200
+        response = self._admin_login(client, "root", PASSWORD)
+        assert response.status_code == 429
+        assert "Too many failed log-in attempts" in response.content.decode()
+        assert "_auth_user_id" not in client.session
+
+    def test_it_shares_the_count_with_the_app_login(self, client: Client, root: User) -> None:
+        # Alternating between the two forms does not double the guesses.
+        _login(client, "root", "wrong", REMOTE_ADDR="10.9.0.1")
+        self._admin_login(Client(REMOTE_ADDR="10.9.0.2"), "root", "wrong")
+        _login(client, "root", "wrong", REMOTE_ADDR="10.9.0.3")
+        assert self._admin_login(Client(), "root", PASSWORD).status_code == 429
+        assert _login(Client(), "root", PASSWORD).status_code == 429
+
+    def test_it_still_refuses_non_staff(self, client: Client, alice: User) -> None:
+        response = self._admin_login(client, "alice", PASSWORD)
+        assert response.status_code == 200
+        assert "_auth_user_id" not in client.session

@@ -4,8 +4,10 @@ import re
 
 import pytest
 from django.core import mail
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from tests.workbench.conftest import PASSWORD
 from workbench.accounts.models import User
@@ -75,3 +77,41 @@ def test_it_rejects_a_bad_reset_link(client: Client, alice: User) -> None:
     assert response.status_code == 200
     assert not response.context["validlink"]
     assert b"This link does not work" in response.content
+
+
+class TestResetThrottle:
+    """Reset requests are limited per address and per client network: no flooding an inbox."""
+
+    @pytest.fixture(autouse=True)
+    def _few_requests(self, settings: SettingsWrapper) -> None:
+        settings.PASSWORD_RESET_THROTTLE_ATTEMPTS = 2
+        settings.PASSWORD_RESET_THROTTLE_WINDOW_S = 600
+
+    @staticmethod
+    def _reset(email: str, ip: str) -> HttpResponse:
+        return Client().post(reverse("accounts:password_reset"), {"email": email}, REMOTE_ADDR=ip)
+
+    def test_it_stops_sending_mail_to_one_address(self, alice: User) -> None:
+        for n in range(2):
+            response = self._reset("alice@example.com", f"10.0.0.{n}")
+            assert response["Location"] == reverse("accounts:password_reset_done")
+        blocked = self._reset("Alice@Example.com", "10.0.0.9")
+        assert blocked.status_code == 429
+        assert "Too many password-reset requests" in blocked.content.decode()
+        assert "Wait 10 minutes" in blocked.content.decode()
+        assert len(mail.outbox) == 2
+
+    def test_it_stops_one_network_asking_for_many_addresses(self, alice: User) -> None:
+        for name in ("x", "y"):
+            self._reset(f"{name}@example.com", "10.1.1.1")
+        assert self._reset("alice@example.com", "10.1.1.1").status_code == 429
+        assert mail.outbox == []
+        # Another network may still ask for alice's link.
+        assert self._reset("alice@example.com", "10.2.2.2").status_code == 302
+        assert len(mail.outbox) == 1
+
+    def test_it_counts_unknown_addresses_alike(self) -> None:
+        """Known or not, the answers are the same: the throttle tells nobody who has an
+        account."""
+        statuses = [self._reset("nobody@example.com", "10.3.0.1").status_code for _ in range(3)]
+        assert statuses == [302, 302, 429]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -72,3 +73,18 @@ def test_it_rotation_stops_without_changes_when_a_key_is_missing(
     with pytest.raises(CommandError):
         call_command("rotate_encryption_keys")
     assert list(CredentialKey.objects.values_list("ciphertext", flat=True)) == before
+
+
+def test_it_names_a_malformed_key_set_after_start_without_echoing_it(
+    settings: SettingsWrapper,
+) -> None:
+    """Settings refuse a malformed key at start (test_settings.py); a value set later, as
+    tests do, is refused at the first use with the same words."""
+    settings.FUSION_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), "short-and-wrong"]
+    with pytest.raises(ImproperlyConfigured) as caught:
+        crypto.encrypt(KEY_A)
+    assert "FUSION_ENCRYPTION_KEYS entry #2 is not a Fernet key" in str(caught.value)
+    assert "short-and-wrong" not in str(caught.value)
+    settings.FUSION_ENCRYPTION_KEYS = []
+    with pytest.raises(ImproperlyConfigured, match="FUSION_ENCRYPTION_KEYS is empty"):
+        crypto.encrypt(KEY_A)

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
-
-
-@pytest.fixture
-def staff_client(make_user) -> Client:
-    root = make_user("root")
-    root.is_staff = root.is_superuser = True
-    root.save()
-    client = Client()
-    client.force_login(root)
-    return client
 
 
 def test_it_opens_every_changelist_and_add_page_for_staff(staff_client: Client) -> None:

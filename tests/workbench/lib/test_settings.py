@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 from workbench.lib.stack import BASE_DIR
 
@@ -31,6 +33,15 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "manage.py", *args], env=clean, cwd=BASE_DIR,
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def _load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    """Import the settings module alone (no apps): where secrets are read and checked."""
+    script = "from django.conf import settings; settings.FUSION_ENCRYPTION_KEYS"
+    clean = {k: v for k, v in os.environ.items() if k not in _TEST_ONLY and k not in PRODUCTION}
+    clean.update(env, DJANGO_SETTINGS_MODULE="workbench.settings")
+    return subprocess.run([sys.executable, "-c", script], env=clean, cwd=BASE_DIR,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
 def test_it_passes_the_deployment_checklist_with_production_settings() -> None:
@@ -70,3 +81,50 @@ def test_it_sets_secure_cookie_flags_in_production() -> None:
     result = _manage("shell", "-c", script, **PRODUCTION)
     last_line = result.stdout.strip().splitlines()[-1]
     assert last_line.split() == ["True", "True", "True", "True", "True", "False"]
+
+
+def test_it_names_database_url_and_redis_url_when_they_are_unusable() -> None:
+    """At start, naming the variable (dj_database_url's and redis-py's own errors do not);
+    the helpers' cases are in test_env.py."""
+    bad_db = "postgress://fusion:s3cret@db.internal/fusion"
+    result = _manage("check", **{**PRODUCTION, "DATABASE_URL": bad_db})
+    assert result.returncode != 0
+    assert "DATABASE_URL is not a usable database URL" in result.stderr
+    assert "s3cret" not in result.stderr  # the URL carries the password: never echoed
+    result = _manage("check", **{**PRODUCTION, "REDIS_URL": "http://redis.internal:6379/0"})
+    assert result.returncode != 0
+    assert "REDIS_URL is not a usable Redis URL" in result.stderr
+
+
+def test_it_checks_every_encryption_key_at_start() -> None:
+    good = PRODUCTION["FUSION_ENCRYPTION_KEYS"]
+    result = _manage("check", **{**PRODUCTION, "FUSION_ENCRYPTION_KEYS": f"{good},not-a-key"})
+    assert result.returncode != 0
+    assert "FUSION_ENCRYPTION_KEYS entry #2 is not a Fernet key" in result.stderr
+    assert "not-a-key" not in result.stderr  # a key, even a broken one, is never echoed
+
+
+def test_it_keeps_generated_secrets_private(tmp_path: Path) -> None:
+    """Embedded: var/ and its key files are the owner's only, and a file left readable by
+    others (copied, restored from a backup) is made private again at the next start."""
+    var = tmp_path / "var"
+    result = _load_settings(FUSION_VAR_DIR=str(var))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    for name in ("secret_key", "encryption_key"):
+        assert stat.S_IMODE((var / name).stat().st_mode) == 0o600, name
+
+    key = (var / "encryption_key").read_text()
+    (var / "encryption_key").chmod(0o644)
+    assert _load_settings(FUSION_VAR_DIR=str(var)).returncode == 0
+    assert stat.S_IMODE((var / "encryption_key").stat().st_mode) == 0o600
+    assert (var / "encryption_key").read_text() == key  # the same key, not a new one
+
+
+def test_it_names_a_broken_key_file(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "encryption_key").write_text("truncated")
+    result = _load_settings(FUSION_VAR_DIR=str(var))
+    assert result.returncode != 0
+    assert f"{var / 'encryption_key'} entry #1 is not a Fernet key" in result.stderr

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 
-from workbench.accounts import services
+from workbench.accounts import services, throttle
 from workbench.accounts.forms import AccountSettingsForm, LoginForm, SignupForm
 from workbench.accounts.views._helpers import safe_next
 from workbench.lib.errors import ServiceError
@@ -69,6 +69,16 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):  # type: ignore[no-untyped-def]
+        email, ip = form.cleaned_data["email"], throttle.client_ip(self.request)
+        if throttle.reset_blocked(email=email, ip=ip):
+            form.add_error(None, throttle.reset_blocked_message())
+            response = self.form_invalid(form)
+            response.status_code = 429
+            return response
+        throttle.reset_requested(email=email, ip=ip)
+        return super().form_valid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

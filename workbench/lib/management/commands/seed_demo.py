@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from workbench.lib.demo import demo_seed
@@ -19,3 +21,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"  password:  {seed.password}")
         self.stdout.write(f"  workspace: {seed.workspace_slug}")
+        if seed.password_reset:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The saved demo password ({Path(settings.VAR_DIR) / 'demo_password'}) was "
+                    "missing, so the demo user's password was reset to the one above."
+                )
+            )

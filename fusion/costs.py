@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from fusion.tokens import DEFAULT_MAX_TOKENS
 from fusion.types import Usage
 
 MILLION = Decimal(1_000_000)
-# Used by estimate_cost when a call leaves max_tokens open (matches Anthropic's default).
-DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -150,5 +149,5 @@ def estimate_cost(
     price = price_for(model, prices)
     if price is None:
         return None
-    output = DEFAULT_MAX_OUTPUT_TOKENS if max_output_tokens is None else max_output_tokens
+    output = DEFAULT_MAX_TOKENS if max_output_tokens is None else max_output_tokens
     return (input_tokens * price.input_per_million + output * price.output_per_million) / MILLION

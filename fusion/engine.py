@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from fusion.budget import estimate_run_cost
+from fusion.budget import budget_refusal, estimate_run_cost
 from fusion.calls import Backoff, Caller, CallOutcome, CallState
 from fusion.costs import Price
 from fusion.errors import BudgetExceeded, FusionError
@@ -96,14 +96,14 @@ async def run_fusion(
 
     ``completed`` maps ``candidate_key(id, round)`` to answers of an earlier attempt of this
     run, which are not requested again; ``first_seq`` continues that attempt's sequence.
-    Raises ``BudgetExceeded`` (before any call) when the estimate is over ``budget_usd``.
+    Raises ``BudgetExceeded`` (before any call) when the estimate is over ``budget_usd``, or
+    when a budget is set and a model the run may call has no price (no cap can count it).
     """
     validate_spec(spec)
     estimate = estimate_run_cost(spec, prices)
-    if spec.budget_usd is not None and estimate.priced_usd > spec.budget_usd:
-        raise BudgetExceeded(
-            f"estimated cost ${estimate.priced_usd:.4f} is over the budget ${spec.budget_usd}"
-        )
+    refusal = budget_refusal(estimate, spec.budget_usd)
+    if refusal is not None:
+        raise BudgetExceeded(refusal)
     run = _Run(
         spec=spec,
         endpoints=endpoints,

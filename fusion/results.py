@@ -77,6 +77,11 @@ class CostEstimate:
     input_tokens: int
     output_tokens: int
 
+    @property
+    def has_unpriced(self) -> bool:
+        """Whether a model the run may call has no price (so ``usd`` is None)."""
+        return bool(self.unpriced_models)
+
 
 @dataclass(frozen=True)
 class RunResult:

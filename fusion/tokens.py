@@ -7,6 +7,10 @@ from collections.abc import Iterable
 from fusion.types import Message
 
 CHARS_PER_TOKEN = 4
+# The output ceiling assumed for a call that leaves max_tokens open: what cost estimates and
+# budgets count, and what Anthropic (whose API requires max_tokens) is sent. One number, so
+# that what a run reserves is what its calls may actually produce there.
+DEFAULT_MAX_TOKENS = 4096
 # Chat formats wrap every message in a few tokens of role markup.
 TOKENS_PER_MESSAGE = 4
 

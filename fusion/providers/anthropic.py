@@ -12,12 +12,11 @@ from fusion.providers.classify import UpstreamError, load_object, stream_error
 from fusion.providers.http import HttpCall, HttpProvider, StreamState, as_int, split_system
 from fusion.providers.transport import HttpClient
 from fusion.sse import SseEvent
+from fusion.tokens import DEFAULT_MAX_TOKENS
 from fusion.types import ApiKey, ChatRequest
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
-# Anthropic requires max_tokens; this is used when the request leaves it open.
-DEFAULT_MAX_TOKENS = 4096
 
 # Anthropic's stop reasons in the vocabulary the rest of the engine uses (OpenAI's).
 _STOP_REASONS = {

@@ -277,7 +277,7 @@ async def test_it_flags_unpriced_models_instead_of_counting_them_free() -> None:
 
 async def test_it_stops_dispatching_once_actual_spend_reaches_the_cap() -> None:
     # Answers far longer than the estimate's default ceiling make real spend outrun it.
-    s = spec(["sim-fast@ttft=0,tps=0,tokens=6000"] * 2, mode="debate", rounds=1)
+    s = spec(["sim-fast@ttft=0,tps=0,tokens=30000"] * 2, mode="debate", rounds=1)
     budget = estimate_run_cost(s).priced_usd
     result, _sink = await run(replace(s, budget_usd=budget))
     assert [c.status for c in result.candidates if c.round == 0] == ["ok", "ok"]

@@ -1,33 +1,38 @@
-"""The itemised cost estimate shown on a pool's page.
+"""The itemised cost estimate shown on a pool's page, the new-run form and the API.
 
-It counts calls the way ``fusion.budget.estimate_run_cost`` does (every call at its worst: the
-whole of ``max_tokens`` out), so the page shows what a run will reserve against its budget;
-a test keeps the two totals equal. Unpriced models are listed, never counted as $0.
+``fusion.budget`` makes the estimate (the very one the engine checks before a run and the
+workbench reserves against budgets); this module only turns a pool or a frozen configuration
+into the engine's ``RunSpec`` and groups the engine's calls into lines: one per member (all
+its rounds), one per judge pass. Unpriced models are listed, never counted as $0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from fusion.budget import (
-    DEBATE_OVERHEAD_TOKENS,
-    DEFAULT_MAX_TOKENS,
-    JUDGE_OVERHEAD_TOKENS,
-    MESSAGE_OVERHEAD_TOKENS,
-)
-from fusion.costs import Price, estimate_cost, price_for
-from fusion.strategies import get_strategy
-from fusion.tokens import estimate_tokens
+from fusion.budget import JUDGE, CallEstimate, budget_refusal, estimate_calls, summarise
+from fusion.costs import Price, price_for
+from fusion.tokens import CHARS_PER_TOKEN, estimate_tokens
 from fusion.types import RunSpec
 from workbench.keys.selectors import price_table
 from workbench.pools.models import Pool
 from workbench.pools.services import pool_freeze, pool_spec
 
-# What the page assumes when there is no prompt yet: a question of about this many tokens.
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "DEFAULT_PROMPT_TOKENS",
+    "EstimateLine",
+    "PoolEstimate",
+    "config_estimate",
+    "estimate_spec",
+    "pool_estimate",
+]
+
+# What an estimate assumes when there is no prompt yet: a question of about this many tokens.
 DEFAULT_PROMPT_TOKENS = 500
-CHARS_PER_TOKEN = 4
 
 _PHASES = {"score": "scoring", "analysis": "analysis", "synthesis": "synthesis"}
 
@@ -36,7 +41,7 @@ _PHASES = {"score": "scoring", "analysis": "analysis", "synthesis": "synthesis"}
 class EstimateLine:
     label: str
     role: str  # "member" or "judge"
-    model: str
+    model: str  # the model it is priced at (a member's dearest fallback may stand in)
     calls: int
     input_tokens: int
     output_tokens: int
@@ -53,6 +58,7 @@ class PoolEstimate:
     judge_unpriced: bool
     prompt_tokens: int
     budget_usd: Decimal | None
+    refusal: str | None = None  # why the engine would refuse the run under its budget
 
     @property
     def over_budget(self) -> bool:
@@ -73,76 +79,89 @@ class PoolEstimate:
             who.append("the judge")
         if not who:
             return ""
-        return (
+        note = (
             f"No price for {' and '.join(who)}: not counted in the total, and a budget "
-            "cannot cover it. An admin can add prices."
+            "cannot cover it. An admin can add prices (0 for a free local model)."
         )
-
-
-def _out(max_tokens: int | None) -> int:
-    return DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        if self.budget_usd is not None:
+            note += " Until then runs are refused, since this pool has a per-run budget."
+        return note
 
 
 def estimate_spec(
     spec: RunSpec, labels: Mapping[str, str], prices: Mapping[str, Price]
 ) -> list[EstimateLine]:
     """One line per member (all its rounds) and one per judge pass."""
-    strategy = get_strategy(spec.mode)
-    rounds = strategy.member_rounds(spec)
-    outs = {m.id: _out(m.max_tokens) for m in spec.members}
+    return _lines(estimate_calls(spec, prices), spec, labels, prices)
+
+
+def _lines(
+    calls: Sequence[CallEstimate],
+    spec: RunSpec,
+    labels: Mapping[str, str],
+    prices: Mapping[str, Price],
+) -> list[EstimateLine]:
     lines = []
     for m in spec.members:
-        system = m.system_prompt or spec.system_prompt or ""
-        first_in = estimate_tokens(spec.prompt) + estimate_tokens(system) + MESSAGE_OVERHEAD_TOKENS
-        later_in = first_in + sum(outs.values()) + DEBATE_OVERHEAD_TOKENS
-        tokens_in = first_in + (rounds - 1) * later_in
-        tokens_out = rounds * outs[m.id]
-        lines.append(
-            _line(labels.get(m.id, m.id), "member", m.model, rounds, tokens_in, tokens_out, prices)
-        )
-    judge = spec.judge
-    if judge is not None and len(spec.members) > 1:
-        base = (
-            estimate_tokens(spec.prompt)
-            + estimate_tokens(judge.instructions or "")
-            + sum(outs.values())
-            + JUDGE_OVERHEAD_TOKENS
-        )
-        seen: dict[str, int] = {}
-        for p in strategy.judge_passes(spec):
-            seen[p.phase] = seen.get(p.phase, 0) + 1
-            label = f"Judge: {_PHASES.get(p.phase, p.phase)}"
-            if seen[p.phase] > 1:  # the second pass of "judge twice with swapped order"
-                label += " (swapped order)"
-            lines.append(
-                _line(
-                    label,
-                    "judge",
-                    judge.model,
-                    1,
-                    base + p.extra_input_tokens,
-                    _out(judge.max_tokens),
-                    prices,
-                )
-            )
+        mine = [c for c in calls if c.seat == m.id]
+        if mine:
+            lines.append(_line(labels.get(m.id, m.id), "member", mine, prices))
+    seen: dict[str, int] = {}
+    for c in calls:
+        if c.seat != JUDGE or c.phase is None:
+            continue
+        seen[c.phase] = seen.get(c.phase, 0) + 1
+        label = f"Judge: {_PHASES.get(c.phase, c.phase)}"
+        if seen[c.phase] > 1:  # the second pass of "judge twice with swapped order"
+            label += " (swapped order)"
+        lines.append(_line(label, "judge", [c], prices))
     return lines
 
 
 def _line(
-    label: str,
-    role: str,
-    model: str,
-    calls: int,
-    tokens_in: int,
-    tokens_out: int,
-    prices: Mapping[str, Price],
+    label: str, role: str, calls: Sequence[CallEstimate], prices: Mapping[str, Price]
 ) -> EstimateLine:
-    price = price_for(model, prices)
-    cost = None
-    if price is not None:
-        # Per call, as the engine sums them, so rounding matches its total exactly.
-        cost = estimate_cost(tokens_in, tokens_out, model, prices)
-    return EstimateLine(label, role, model, calls, tokens_in, tokens_out, price, cost)
+    dearest = max(calls, key=lambda c: c.priced_usd)
+    unpriced = any(c.unpriced for c in calls)
+    return EstimateLine(
+        label=label,
+        role=role,
+        model=dearest.model,
+        calls=len(calls),
+        input_tokens=sum(c.input_tokens for c in calls),
+        output_tokens=sum(c.output_tokens for c in calls),
+        price=price_for(dearest.model, prices),
+        cost=None if unpriced else sum((c.priced_usd for c in calls), Decimal(0)),
+    )
+
+
+def config_estimate(
+    config: dict[str, Any],
+    *,
+    prompt: str = "",
+    system_prompt: str = "",
+    prices: Mapping[str, Price] | None = None,
+) -> PoolEstimate:
+    """The itemised worst case of one run of a frozen configuration for this prompt (a
+    question of ``DEFAULT_PROMPT_TOKENS`` when there is none yet)."""
+    prices = price_table() if prices is None else prices
+    text = prompt if prompt.strip() else "x" * (DEFAULT_PROMPT_TOKENS * CHARS_PER_TOKEN)
+    spec = pool_spec(config, prompt=text, system_prompt=system_prompt or None)
+    calls = estimate_calls(spec, prices)
+    lines = _lines(calls, spec, config.get("labels") or {}, prices)
+    summary = summarise(calls)
+    return PoolEstimate(
+        lines=tuple(lines),
+        priced_usd=summary.priced_usd,
+        total_usd=summary.usd,
+        unpriced_members=tuple(
+            line.label for line in lines if line.role == "member" and line.cost is None
+        ),
+        judge_unpriced=any(line.role == "judge" and line.cost is None for line in lines),
+        prompt_tokens=estimate_tokens(text),
+        budget_usd=spec.budget_usd,
+        refusal=budget_refusal(summary, spec.budget_usd),
+    )
 
 
 def pool_estimate(
@@ -152,21 +171,5 @@ def pool_estimate(
     prices: Mapping[str, Price] | None = None,
 ) -> PoolEstimate:
     """What one run of ``pool`` may cost at most, itemised, for a prompt of ``prompt_tokens``."""
-    prices = price_table() if prices is None else prices
-    frozen = pool_freeze(pool, strict=False)
-    spec = pool_spec(frozen, prompt="x" * (prompt_tokens * CHARS_PER_TOKEN))
-    lines = estimate_spec(spec, frozen["labels"], prices)
-    priced = sum((line.cost for line in lines if line.cost is not None), Decimal(0))
-    unpriced_members = tuple(
-        line.label for line in lines if line.role == "member" and line.cost is None
-    )
-    judge_unpriced = any(line.role == "judge" and line.cost is None for line in lines)
-    return PoolEstimate(
-        lines=tuple(lines),
-        priced_usd=priced,
-        total_usd=None if unpriced_members or judge_unpriced else priced,
-        unpriced_members=unpriced_members,
-        judge_unpriced=judge_unpriced,
-        prompt_tokens=prompt_tokens,
-        budget_usd=pool.budget_usd,
-    )
+    prompt = "x" * (prompt_tokens * CHARS_PER_TOKEN)
+    return config_estimate(pool_freeze(pool, strict=False), prompt=prompt, prices=prices)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -345,39 +345,50 @@ def pool_freeze(pool: Pool, *, strict: bool = True) -> dict[str, Any]:
     display names. Raises ``ServiceError`` when a seat has lost its credential, unless
     ``strict`` is off (for estimates of a broken pool: the seat is named "cred:missing").
     """
-    members = [
+    judge = judge_seat(pool, prefix="judge_") if pool.has_judge else None
+    members = pool.members.select_related("credential")
+    return seats_freeze(pool, pool=pool, members=members, judge=judge, strict=strict)
+
+
+_MEMBER_FIELDS = ("credential", "model", "system_prompt", "temperature", "max_tokens")
+_JUDGE_FIELDS = ("credential", "model", "instructions", "temperature", "max_tokens", "swap_twice")
+
+
+def judge_seat(source: Any, *, prefix: str = "") -> FrozenSeat:
+    """The judge's seat from a ``CleanJudge``, or from a ``Pool`` with ``prefix="judge_"``."""
+    return FrozenSeat(**{f: getattr(source, prefix + f) for f in _JUDGE_FIELDS})
+
+
+def seats_freeze(
+    source: Any,
+    *,
+    pool: Pool | None,
+    members: Iterable[Any],
+    judge: FrozenSeat | None,
+    strict: bool = True,
+) -> dict[str, Any]:
+    """``config_freeze`` of a saved ``Pool`` or a validated, unsaved ``CleanPool``: the two
+    have the same settings, and their members (``PoolMember``, ``CleanMember``) the same
+    fields, so one mapping serves both."""
+    seats = [
         FrozenSeat(
-            credential=m.credential,
-            model=m.model,
-            system_prompt=m.system_prompt,
-            temperature=m.temperature,
-            max_tokens=m.max_tokens,
+            **{f: getattr(m, f) for f in _MEMBER_FIELDS},
             fallback_models=tuple(m.fallback_models or ()),
         )
-        for m in pool.members.select_related("credential")
+        for m in members
     ]
-    judge = None
-    if pool.has_judge:
-        judge = FrozenSeat(
-            credential=pool.judge_credential,
-            model=pool.judge_model,
-            instructions=pool.judge_instructions,
-            temperature=pool.judge_temperature,
-            max_tokens=pool.judge_max_tokens,
-            swap_twice=pool.judge_swap_twice,
-        )
     return config_freeze(
-        name=pool.name,
+        name=source.name,
         pool=pool,
-        mode=pool.mode,
-        members=members,
+        mode=source.mode,
+        members=seats,
         judge=judge,
-        system_prompt=pool.system_prompt,
-        rounds=pool.rounds,
-        quorum=pool.quorum,
-        deadline_s=pool.deadline_s,
-        budget_usd=pool.budget_usd,
-        debate_judge=pool.debate_judge,
+        system_prompt=source.system_prompt,
+        rounds=source.rounds,
+        quorum=source.quorum,
+        deadline_s=source.deadline_s,
+        budget_usd=source.budget_usd,
+        debate_judge=source.debate_judge,
         strict=strict,
     )
 

@@ -9,23 +9,24 @@ page and history cannot tell the two apart except by the missing pool.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from fusion.tokens import estimate_tokens
 from workbench.accounts.models import User, Workspace
-from workbench.keys.selectors import price_table
-from workbench.pools.estimate import DEFAULT_PROMPT_TOKENS, PoolEstimate, estimate_spec
+from workbench.pools.estimate import config_estimate
 from workbench.pools.inputs import CleanPool, JudgeInput, MemberInput, PoolInput, validate_pool
 from workbench.pools.models import Mode, Pool
 from workbench.pools.selectors import pools_for
-from workbench.pools.services import (
-    FrozenSeat,
-    config_freeze,
-    pool_freeze,
-    pool_spec,
-    pool_validate_for,
-)
+from workbench.pools.services import judge_seat, pool_freeze, pool_validate_for, seats_freeze
+
+# The cost estimate of a frozen configuration, for the callers that launch runs.
+__all__ = [
+    "AdhocMember",
+    "adhoc_config",
+    "config_estimate",
+    "freeze_clean",
+    "pool_by_ref",
+    "pool_config",
+]
 
 ADHOC_NAME = "Ad hoc"
 
@@ -83,62 +84,5 @@ def adhoc_config(
 
 def freeze_clean(clean: CleanPool) -> dict[str, Any]:
     """``pool_freeze``'s output for a validated pool that was never saved."""
-    members = [
-        FrozenSeat(
-            credential=m.credential,
-            model=m.model,
-            system_prompt=m.system_prompt,
-            temperature=m.temperature,
-            max_tokens=m.max_tokens,
-            fallback_models=tuple(m.fallback_models),
-        )
-        for m in clean.members
-    ]
-    judge = None
-    if clean.judge is not None:
-        judge = FrozenSeat(
-            credential=clean.judge.credential,
-            model=clean.judge.model,
-            instructions=clean.judge.instructions,
-            temperature=clean.judge.temperature,
-            max_tokens=clean.judge.max_tokens,
-            swap_twice=clean.judge.swap_twice,
-        )
-    return config_freeze(
-        name=clean.name,
-        pool=None,
-        mode=clean.mode,
-        members=members,
-        judge=judge,
-        system_prompt=clean.system_prompt,
-        rounds=clean.rounds,
-        quorum=clean.quorum,
-        deadline_s=clean.deadline_s,
-        budget_usd=clean.budget_usd,
-        debate_judge=clean.debate_judge,
-    )
-
-
-def config_estimate(
-    config: dict[str, Any], *, prompt: str = "", system_prompt: str = ""
-) -> PoolEstimate:
-    """The itemised worst case of one run of ``config`` for this prompt (the pools' method)."""
-    prices = price_table()
-    text = prompt if prompt.strip() else "x" * (DEFAULT_PROMPT_TOKENS * 4)
-    spec = pool_spec(config, prompt=text, system_prompt=system_prompt or None)
-    lines = estimate_spec(spec, config.get("labels") or {}, prices)
-    priced = sum((line.cost for line in lines if line.cost is not None), Decimal(0))
-    unpriced_members = tuple(
-        line.label for line in lines if line.role == "member" and line.cost is None
-    )
-    judge_unpriced = any(line.role == "judge" and line.cost is None for line in lines)
-    budget = spec.budget_usd
-    return PoolEstimate(
-        lines=tuple(lines),
-        priced_usd=priced,
-        total_usd=None if unpriced_members or judge_unpriced else priced,
-        unpriced_members=unpriced_members,
-        judge_unpriced=judge_unpriced,
-        prompt_tokens=estimate_tokens(text),
-        budget_usd=budget,
-    )
+    judge = None if clean.judge is None else judge_seat(clean.judge)
+    return seats_freeze(clean, pool=None, members=clean.members, judge=judge)

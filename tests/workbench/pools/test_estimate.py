@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from fusion.budget import estimate_run_cost
+from fusion.tokens import DEFAULT_MAX_TOKENS
+from workbench.accounts.models import User
 from workbench.keys.models import Credential, ModelPrice
 from workbench.keys.selectors import price_table
-from workbench.pools.estimate import pool_estimate
-from workbench.pools.inputs import JudgeInput, MemberInput
+from workbench.pools.estimate import config_estimate, pool_estimate
+from workbench.pools.inputs import JudgeInput, MemberInput, validate_pool
 from workbench.pools.models import Pool
-from workbench.pools.services import pool_freeze, pool_spec
+from workbench.pools.services import pool_freeze, pool_input_of, pool_spec
+from workbench.runs.launch import freeze_clean
 
 pytestmark = pytest.mark.django_db
 
@@ -90,8 +93,9 @@ def test_it_uses_prices_edited_in_the_admin(
     )
     estimate = pool_estimate(pool, prompt_tokens=1000)
     assert estimate.total_usd is not None
-    # 1000 prompt tokens + overhead in, 1024 (the default max tokens) out.
-    assert estimate.total_usd == (Decimal(1008) * 1 + Decimal(1024) * 2) / Decimal(1_000_000)
+    # 1000 prompt tokens + overhead in, the engine's one default ceiling out.
+    out = Decimal(DEFAULT_MAX_TOKENS)
+    assert estimate.total_usd == (Decimal(1008) * 1 + out * 2) / Decimal(1_000_000)
 
 
 def test_it_flags_an_estimate_over_the_budget(
@@ -105,3 +109,60 @@ def test_it_seeds_the_admin_price_table_from_the_built_in_one() -> None:
     row = ModelPrice.objects.get(model="gpt-4o-mini")
     assert (row.input_per_million, row.output_per_million) == (Decimal("0.15"), Decimal("0.60"))
     assert row.source == "builtin"
+
+
+def test_it_prices_a_member_at_its_dearest_fallback(
+    make_pool: Callable[..., Pool], sim: Credential
+) -> None:
+    ModelPrice.objects.create(
+        model="sim-dear", input_per_million=Decimal("50"), output_per_million=Decimal("90")
+    )
+    plain = make_pool(members=[MemberInput(credential_id=sim.pk, model="sim-fast")], judge=None)
+    backed = make_pool(
+        name="Backed",
+        members=[
+            MemberInput(
+                credential_id=sim.pk,
+                model="sim-fast",
+                fallback_models=["sim-dear"],
+                custom_model=True,
+            )
+        ],
+        judge=None,
+    )
+    cheap, dear = pool_estimate(plain), pool_estimate(backed)
+    assert cheap.total_usd is not None and dear.total_usd is not None
+    assert dear.total_usd > cheap.total_usd
+    assert dear.lines[0].model == "sim-dear"
+    assert dear.lines[0].cost == dear.total_usd
+
+
+def test_it_says_a_capped_pool_with_an_unpriced_model_will_be_refused(
+    make_pool: Callable[..., Pool], sim: Credential, local: Credential
+) -> None:
+    members = [MemberInput(credential_id=local.pk, model="llama-local")]
+    pool = make_pool(members=members, judge=None, budget_usd=Decimal("5"))
+    estimate = pool_estimate(pool)
+    assert estimate.priced_usd == 0 and estimate.total_usd is None  # never a silent $0
+    assert estimate.refusal is not None and "no price for llama-local" in estimate.refusal
+    assert "runs are refused" in estimate.unpriced_note
+    uncapped = pool_estimate(make_pool(name="Free", members=members, judge=None))
+    assert uncapped.refusal is None and uncapped.has_unpriced
+
+
+def test_it_estimates_a_saved_pool_and_its_unsaved_twin_alike(
+    make_pool: Callable[..., Pool], sim: Credential, alice: User
+) -> None:
+    pool = make_pool(
+        mode="debate",
+        rounds=2,
+        members=[
+            MemberInput(credential_id=sim.pk, model="sim-fast", fallback_models=["sim-slow"]),
+            MemberInput(credential_id=sim.pk, model="sim-balanced", max_tokens=200),
+        ],
+        judge=JudgeInput(credential_id=sim.pk, model="sim-judge", swap_twice=True),
+    )
+    saved = pool_freeze(pool)
+    unsaved = freeze_clean(validate_pool(pool_input_of(pool), user=alice, workspace=pool.workspace))
+    assert unsaved["spec"] == saved["spec"] and unsaved["labels"] == saved["labels"]
+    assert config_estimate(unsaved, prompt="x" * 2000) == pool_estimate(pool)

@@ -1,7 +1,8 @@
 """The judge's prompts and the parsing of its verdicts, in one place to read and tune.
 
 Candidates are shown to the judge under anonymous labels ("Answer A", "Answer B", …) in an
-order that can be reversed, so a second pass can cancel out position bias. Each system prompt
+order that a second pass can swap, to cancel out position bias (see ``swapped_order``). Each
+system prompt
 starts with a marker line (``SCORE_MARKER`` …) that tells the simulated provider what is asked.
 """
 
@@ -60,11 +61,24 @@ class Ballot:
         return None
 
 
-def make_ballot(candidates: Sequence[tuple[str, str]], *, reverse: bool = False) -> Ballot:
-    """Label ``(candidate id, text)`` pairs A, B, … in the given order, or reversed."""
+def swapped_order(count: int) -> list[int]:
+    """The positions of the second, position-swapped pass: a rotation by ``count // 2``.
+
+    A reversal would leave the middle candidate of an odd count where it was, so its position
+    bias would never be tested. Rotating by half the count moves every candidate (for two or
+    more) and each one equally far; the first and last places go to candidates that were in
+    the middle. For two candidates it is the same swap as a reversal.
+    """
+    shift = count // 2
+    return [(i + shift) % count for i in range(count)]
+
+
+def make_ballot(candidates: Sequence[tuple[str, str]], *, swapped: bool = False) -> Ballot:
+    """Label ``(candidate id, text)`` pairs A, B, … in the given order, or position-swapped."""
     if len(candidates) > len(string.ascii_uppercase):
         raise ValueError("at most 26 candidates can be judged at once")
-    ordered = list(reversed(candidates)) if reverse else list(candidates)
+    order = swapped_order(len(candidates)) if swapped else range(len(candidates))
+    ordered = [candidates[i] for i in order]
     return Ballot(
         tuple(
             Entry(label, cid, text)
@@ -403,7 +417,7 @@ def combine_verdicts(first: Verdict, second: Verdict) -> Verdict:
         confidence *= DISAGREEMENT_FACTOR
     winner = _best(scores, prefer=first.winner) if scores else first.winner
     note = (
-        "Both passes (answers in opposite orders) picked the same winner."
+        "Both passes (answers in swapped positions) picked the same winner."
         if agree
         else f"The passes disagreed ({first.winner} vs {second.winner}); scores were averaged."
     )

@@ -87,7 +87,8 @@ class JudgeSpec:
     instructions: str | None = None
     temperature: float | None = 0.0
     max_tokens: int | None = None
-    # Judge twice with the candidates in reversed order to control position bias.
+    # Judge twice, every candidate in another position the second time (judge.swapped_order),
+    # to control position bias.
     swap_twice: bool = False
 
 

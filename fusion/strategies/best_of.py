@@ -1,4 +1,4 @@
-"""Best-of: the judge scores every candidate and picks one (optionally twice, order reversed)."""
+"""Best-of: the judge scores every candidate and picks one (optionally twice, positions swapped)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def ballots(candidates: Sequence[JudgeCandidate], swap_twice: bool) -> list[Ball
     pairs = [(c.id, c.text) for c in candidates]
     out = [judge.make_ballot(pairs)]
     if swap_twice:
-        out.append(judge.make_ballot(pairs, reverse=True))
+        out.append(judge.make_ballot(pairs, swapped=True))
     return out
 
 

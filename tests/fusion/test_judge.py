@@ -18,11 +18,25 @@ from fusion.judge import (
 CANDIDATES = [("m1", "first answer"), ("m2", "second answer"), ("m3", "third answer")]
 
 
-def test_it_labels_candidates_anonymously_in_order_or_reversed() -> None:
+def test_it_labels_candidates_anonymously_in_order_or_swapped() -> None:
     forward = make_ballot(CANDIDATES)
-    backward = make_ballot(CANDIDATES, reverse=True)
+    swapped = make_ballot(CANDIDATES, swapped=True)
     assert forward.labels == {"A": "m1", "B": "m2", "C": "m3"}
-    assert backward.labels == {"A": "m3", "B": "m2", "C": "m1"}
+    # A rotation: the middle candidate moves too (a reversal would leave m2 at B).
+    assert swapped.labels == {"A": "m2", "B": "m3", "C": "m1"}
+
+
+@pytest.mark.parametrize("count", range(2, 17))
+def test_it_moves_every_candidate_in_the_swapped_pass(count: int) -> None:
+    pairs = [(f"m{i}", f"answer {i}") for i in range(count)]
+    before = {e.candidate: e.label for e in make_ballot(pairs).entries}
+    after = {e.candidate: e.label for e in make_ballot(pairs, swapped=True).entries}
+    assert sorted(after) == sorted(before)  # the same candidates, each once
+    assert all(after[c] != before[c] for c in before), after
+
+
+def test_it_leaves_a_lone_candidate_where_it_is() -> None:
+    assert judge.swapped_order(1) == [0]
 
 
 def test_it_shows_the_judge_labels_never_member_ids() -> None:
@@ -89,9 +103,9 @@ def test_it_parses_a_merge_analysis() -> None:
             "confidence": 0.6,
         }
     )
-    v = parse_verdict(text, make_ballot(CANDIDATES, reverse=True), analysis=True)
+    v = parse_verdict(text, make_ballot(CANDIDATES, swapped=True), analysis=True)
     assert v.analysis is not None
-    assert v.analysis.unique_insights == {"m3": ("only A",), "m1": ("only C",)}
+    assert v.analysis.unique_insights == {"m2": ("only A",), "m1": ("only C",)}
     assert v.analysis.contradictions == ("x1", "x2")
     assert v.winner == "m1"
 

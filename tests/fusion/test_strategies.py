@@ -63,12 +63,12 @@ async def test_it_picks_the_best_scored_candidate_in_one_pass() -> None:
     assert strategy.answer(verdict, CANDIDATES) == "answer two"
 
 
-async def test_it_judges_twice_in_reversed_order_when_asked() -> None:
+async def test_it_judges_twice_with_every_candidate_moved_when_asked() -> None:
     call = ScriptedJudge(prefer("m3"))
     verdict = await get_strategy("best_of").judge(spec(swap_twice=True), CANDIDATES, call)
     labels = [p[2] for p in call.passes]
     assert labels[0] == {"A": "m1", "B": "m2", "C": "m3"}
-    assert labels[1] == {"A": "m3", "B": "m2", "C": "m1"}
+    assert labels[1] == {"A": "m2", "B": "m3", "C": "m1"}
     assert {p[0] for p in call.passes} == {"judge", "judge#2"}
     assert verdict.winner == "m3" and verdict.agreement is True and verdict.passes == 2
 
@@ -86,7 +86,7 @@ async def test_it_records_position_bias_as_disagreement() -> None:
 
 async def test_it_keeps_one_pass_when_the_other_fails() -> None:
     def flaky(phase: str, labels: Mapping[str, str]) -> str:
-        if labels["A"] == "m3":  # the reversed pass
+        if labels["A"] == "m2":  # the position-swapped pass
             raise FusionError("judge down")
         return prefer("m1")(phase, labels)
 

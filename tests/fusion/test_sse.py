@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusion.sse import SseDecoder, SseError, SseEvent, aiter_sse
+from fusion.sse import SseDecoder, SseError, SseEvent
 
 
 def decode(*chunks: bytes) -> list[SseEvent]:
@@ -77,7 +76,6 @@ def test_it_drops_a_leading_bom_even_when_split():
 def test_it_discards_an_unterminated_event_at_close():
     decoder = SseDecoder()
     assert decoder.feed(b"data: done\n\ndata: cut") == [SseEvent(data="done")]
-    assert decoder.has_pending
     decoder.close()
     with pytest.raises(SseError):
         decoder.feed(b"\n\n")
@@ -93,14 +91,6 @@ def test_it_rejects_an_endless_line():
         decoder.feed(b"data: " + b"x" * 200)
 
 
-async def test_it_iterates_events_over_an_async_byte_stream():
-    async def chunks() -> AsyncIterator[bytes]:
-        for piece in (b"data: a\n", b"\ndata: ", b"b\n\n"):
-            yield piece
-
-    assert [e async for e in aiter_sse(chunks())] == [SseEvent(data="a"), SseEvent(data="b")]
-
-
 # --- properties ---------------------------------------------------------------------------
 
 _text = st.text(
@@ -113,6 +103,7 @@ _events = st.lists(
         data=st.lists(_text, min_size=1, max_size=3).map("\n".join),
         event=st.sampled_from(["message", "ping", "content_block_delta"]),
         id=st.text(alphabet="abc123", max_size=4),
+        retry=st.none(),
     ),
     max_size=6,
 )

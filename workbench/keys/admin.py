@@ -75,9 +75,11 @@ class CredentialAdmin(admin.ModelAdmin):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
-    list_display = ("model", "input_per_million", "output_per_million", "source", "updated_at")
-    list_editable = ("input_per_million", "output_per_million")
-    list_filter = ("source",)
+    list_display = (
+        "model", "input_per_million", "output_per_million", "unpriced", "source", "updated_at",
+    )  # fmt: skip
+    list_editable = ("input_per_million", "output_per_million", "unpriced")
+    list_filter = ("source", "unpriced")
     search_fields = ("model",)
 
     def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:

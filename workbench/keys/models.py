@@ -142,6 +142,11 @@ class ModelPrice(models.Model):
     )
     input_per_million = models.DecimalField(max_digits=10, decimal_places=4)
     output_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    unpriced = models.BooleanField(
+        default=False,
+        help_text="Treat this model as having no known price (its calls show as unpriced and "
+        "are never counted as $0), e.g. when your contract differs from the built-in price.",
+    )
     source = models.CharField(
         max_length=10, choices=PriceSource.choices, default=PriceSource.CUSTOM, editable=False
     )

@@ -57,10 +57,14 @@ def catalogs_for(user: User, workspace: Workspace) -> dict[int, list[str]]:
 
 def price_table() -> dict[str, Price]:
     """The prices every estimate and every run uses: the built-in table overlaid with the
-    admin's rows. Pass it as ``prices`` to ``fusion.costs`` so web and worker agree."""
+    admin's rows (a row marked unpriced removes the model's price). Pass it as ``prices`` to
+    ``fusion.costs`` so web and worker agree."""
     table = dict(DEFAULT_PRICES)
     for row in ModelPrice.objects.all():
-        table[row.model] = Price(row.input_per_million, row.output_per_million)
+        if row.unpriced:
+            table.pop(row.model, None)
+        else:
+            table[row.model] = Price(row.input_per_million, row.output_per_million)
     return table
 
 

@@ -146,3 +146,16 @@ def test_it_marks_prices_edited_in_the_list_as_custom(staff_client: Client) -> N
     prices_sync_builtin()
     row.refresh_from_db()
     assert (row.output_per_million, row.source) == (Decimal("9"), PriceSource.CUSTOM)
+
+
+def test_it_lets_staff_mark_a_built_in_model_unpriced(staff_client: Client) -> None:
+    assert model_price("gpt-4o-mini") is not None
+    row = ModelPrice.objects.get(model="gpt-4o-mini")
+    url = reverse("admin:keys_modelprice_change", args=[row.pk])
+    data = _form(staff_client, url) | {"unpriced": "on"}
+    assert staff_client.post(url, data).status_code == 302
+
+    prices_sync_builtin()  # an upgrade keeps the operator's choice
+    row.refresh_from_db()
+    assert row.unpriced and row.source == PriceSource.CUSTOM
+    assert model_price("gpt-4o-mini") is None  # shown as unpriced, never as $0

@@ -295,7 +295,10 @@ FUSION_PRIVATE_HOSTS_ALLOWED = env_list(
     "FUSION_PRIVATE_HOSTS_ALLOWED", ["127.0.0.0/8", "::1", "localhost"] if EMBEDDED else []
 )
 FUSION_MAX_PROMPT_CHARS = env_int("FUSION_MAX_PROMPT_CHARS", 100_000, minimum=100)
+# A running run silent this long (no heartbeat; they come every ~2 s) lost its worker: the
+# reaper re-enqueues it to resume elsewhere, up to FUSION_RESUME_ATTEMPTS times, then fails it.
 FUSION_REAPER_STALE_S = env_int("FUSION_REAPER_STALE_S", 120, minimum=5)
+FUSION_RESUME_ATTEMPTS = env_int("FUSION_RESUME_ATTEMPTS", 2, minimum=0)
 # A redelivered run is taken over only when its worker has been silent this long (heartbeats
 # come every ~2 s); a fresher one is still alive and is left alone.
 FUSION_TAKEOVER_AFTER_S = env_int("FUSION_TAKEOVER_AFTER_S", 10, minimum=3)

@@ -4,7 +4,9 @@
 // - an event is applied only if its seq is exactly the last one + 1; a gap (or a drop) means
 //   reconnecting with ?after=<last>, and the server answers with a fresh snapshot;
 // - a snapshot replaces what the page holds: texts rebuilt from snapshot + deltas equal the
-//   stored ones byte for byte;
+//   stored ones byte for byte. A light snapshot (the server's answer when ?after= is exactly
+//   the seq it covers) carries statuses and each text's length but no text: the page keeps its
+//   own texts if every length matches, and asks for a full snapshot if one does not;
 // - model output is only ever set as text (textContent / text nodes). The one HTML put into
 //   the page is what the server rendered and sanitised (lib/markdown): a finished answer's
 //   Markdown and the panels (status, verdict, calls), fetched from this run's own URLs.
@@ -33,6 +35,7 @@ let finished = false;
 let panelsTimer = null;
 let panelsInFlight = false;
 let panelsAgain = false;
+let awaitingFull = false; // a light snapshot did not match: a full one is on its way
 
 // --- formatting (as templatetags/runs_format.py) -------------------------------------------
 
@@ -214,9 +217,9 @@ async function render(part, col) {
   }
 }
 
-function syncCandidate(part, data) {
+function syncCandidate(part, data, light) {
   const col = column(part, data);
-  setText(col, data.text || "");
+  if (!light) setText(col, data.text || "");
   setStatus(col, data.status || "queued");
   setMeta(col, { ...data, error: data.error || "" });
   if (col.status === "done") render(part, col);
@@ -335,15 +338,41 @@ async function loadPanels() {
 
 // --- events --------------------------------------------------------------------------------
 
+function codePoints(text) {
+  let n = 0;
+  for (const _ of text || "") n += 1;
+  return n;
+}
+
+function heldText(part, data) {
+  // Every column and pass the server rendered was adopted at load; others hold nothing yet.
+  return (data.kind === "judge" ? passes.get(part)?.text : columns.get(part)?.text) ?? "";
+}
+
+function lightSnapshotFits(state) {
+  // Lengths are in code points, as the server counts them.
+  return Object.entries(state.parts || {}).every(
+    ([part, data]) => data.chars === undefined || codePoints(heldText(part, data)) === data.chars,
+  );
+}
+
 function applySnapshot(message) {
-  root.dataset.snapshots = String(Number(root.dataset.snapshots || 0) + 1);
   const state = message.state || {};
+  const light = Boolean(message.light);
+  if (light && !lightSnapshotFits(state)) {
+    awaitingFull = true;
+    socket?.send('"snapshot"');
+    return;
+  }
+  awaitingFull = false;
+  root.dataset.snapshots = String(Number(root.dataset.snapshots || 0) + 1);
+  if (light) root.dataset.lightSnapshots = String(Number(root.dataset.lightSnapshots || 0) + 1);
   const run = state.run || {};
   for (const [part, data] of Object.entries(state.parts || {})) {
-    if (data.kind === "candidate") syncCandidate(part, data);
+    if (data.kind === "candidate") syncCandidate(part, data, light);
     else if (data.kind === "judge") {
       const pass = judgePass(part, data);
-      if (pass.text !== (data.text || "")) {
+      if (!light && pass.text !== (data.text || "")) {
         pass.text = data.text || "";
         pass.node.data = pass.text;
       }
@@ -452,7 +481,7 @@ function onMessage(message) {
     lastSeq = message.seq;
     apply(message);
   }
-  if (TERMINAL.has(runStatus)) finish();
+  if (TERMINAL.has(runStatus) && !awaitingFull) finish();
 }
 
 // --- the connection --------------------------------------------------------------------------

@@ -6,6 +6,9 @@
 2. Model output that tries to run script (``<script>``, ``<img onerror>``, ``javascript:``
    links) runs nothing: streamed live (a loopback provider echoes the prompt) and loaded from
    a finished run (the websocket snapshot path).
+3. Reloading the page mid-run shows what has streamed so far and continues live to the
+   verdict, with the texts equal to the stored ones.
+4. The page's Cancel button stops a streaming run; what streamed is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from django.test import Client
 from playwright.sync_api import Page, expect
 
 from fusion.testing.upstream import Upstream
-from tests.workbench.runs.helpers import simulated_pool
+from tests.workbench.runs.helpers import simulated_pool, start_run
 from tests.workbench.runs.pages import XSS_TEXT, finished_run
 from workbench.accounts import services as accounts
 from workbench.accounts.models import User, Workspace
@@ -27,7 +30,7 @@ from workbench.keys.services import credential_create
 from workbench.lib.stack import Stack
 from workbench.pools.inputs import JudgeInput, MemberInput, PoolInput
 from workbench.pools.services import pool_create
-from workbench.runs.models import Candidate, Run
+from workbench.runs.models import Candidate, CandidateStatus, Run, RunStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -92,6 +95,12 @@ def assert_nothing_ran(page: Page, dialogs: list[str]) -> None:
     assert page.locator('.cand a[href^="javascript"], .cand a[href^="JAVASCRIPT"]').count() == 0
 
 
+def assert_texts_are_stored(page: Page, run: Run) -> None:
+    for candidate in Candidate.objects.filter(run=run):
+        shown = page.locator(f'.cand[data-part="{candidate.key}"] [data-stream]').text_content()
+        assert shown == candidate.text, candidate.key
+
+
 def test_it_streams_three_columns_and_the_verdict_live(
     live_stack: Stack,
     alice: User,
@@ -137,9 +146,7 @@ def test_it_streams_three_columns_and_the_verdict_live(
     run.refresh_from_db()
     winner = page.locator(".cand.is-winner").get_attribute("data-member")
     assert winner == run.winner
-    for candidate in Candidate.objects.filter(run=run):
-        shown = page.locator(f'.cand[data-part="{candidate.key}"] [data-stream]').text_content()
-        assert shown == candidate.text, candidate.key
+    assert_texts_are_stored(page, run)
     page.locator(".cand").first.scroll_into_view_if_needed()
     screenshot(page, "run_finished")
 
@@ -218,3 +225,65 @@ def test_it_runs_nothing_from_a_stored_answer(
         expect(column.locator("[data-stream]")).to_be_visible()
         column.get_by_role("button", name="Rendered").click()
     assert_nothing_ran(page, dialogs)
+
+
+def test_it_continues_live_after_a_reload_mid_run(
+    live_stack: Stack,
+    alice: User,
+    workspace: Workspace,
+    new_page: Callable[[], Page],
+) -> None:
+    # About seven seconds of streaming: time to load, reload and load again mid-run.
+    slow = ["sim-fast@ttft=0.1,tps=8,tokens=60", "sim-balanced@ttft=0.2,tps=8,tokens=60"]
+    run = start_run(simulated_pool(workspace, alice, slow), alice)
+    page = logged_in(new_page(), live_stack, alice)
+    page.goto(f"{live_stack.url}/w/{workspace.slug}/runs/{run.pk}/")
+    streaming = page.locator('.cand[data-status="streaming"] [data-stream]')
+    expect(streaming.first).not_to_be_empty(timeout=15_000)
+
+    page.reload()
+
+    # The reloaded page was rendered with what had streamed, and picks up from there.
+    assert run.candidates.filter(status=CandidateStatus.STREAMING).exists(), "still mid-run"
+    expect(page.locator("#run-conn")).to_have_attribute("data-state", "live")
+    expect(streaming.first).not_to_be_empty()
+    columns = page.get_by_test_id("candidate")
+    for i in range(2):
+        expect(columns.nth(i)).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(page.get_by_test_id("winner")).to_be_visible(timeout=30_000)
+    expect(page.locator("#run-conn")).to_have_attribute("data-state", "ended")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FINISHED
+    assert page.locator(".cand.is-winner").get_attribute("data-member") == run.winner
+    assert_texts_are_stored(page, run)
+
+
+def test_it_cancels_from_the_page_keeping_what_streamed(
+    live_stack: Stack,
+    alice: User,
+    workspace: Workspace,
+    new_page: Callable[[], Page],
+    screenshot: Callable[[Page, str], None],
+) -> None:
+    fast = "sim-fast@ttft=0.05,tps=200,tokens=30"
+    run = start_run(simulated_pool(workspace, alice, [fast, "sim-hang"]), alice)
+    page = logged_in(new_page(), live_stack, alice)
+    page.goto(f"{live_stack.url}/w/{workspace.slug}/runs/{run.pk}/")
+    hanging = page.locator('.cand[data-member="m2"]')
+    expect(hanging).to_have_attribute("data-status", "streaming", timeout=15_000)
+    expect(hanging.locator("[data-stream]")).not_to_be_empty()
+
+    page.get_by_test_id("cancel").click()
+
+    expect(page.locator("#run-head [data-run-status]")).to_have_attribute(
+        "data-run-status", "cancelled", timeout=10_000
+    )
+    expect(hanging).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#run-conn")).to_have_attribute("data-state", "ended")
+    expect(page.get_by_test_id("rerun")).to_be_visible()
+    screenshot(page, "run_cancelled")
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.cancel_requested
+    m2 = run.candidates.get(member="m2")
+    assert m2.status == CandidateStatus.CANCELLED and m2.text, "the partial output is kept"
+    assert_texts_are_stored(page, run)

@@ -7,17 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils.text import slugify
 
-from fusion.providers.base import Endpoint, Timeouts
 from fusion.results import spec_from_dict, spec_to_dict
 from fusion.types import JudgeSpec, Member, RunSpec
 from workbench.accounts.models import Membership, Role, User, Workspace
 from workbench.keys.models import Credential
-from workbench.keys.services import credential_endpoint
 from workbench.lib.errors import ServiceError
 from workbench.pools.inputs import (
     RESERVED_SLUGS,
@@ -401,30 +398,3 @@ def pool_spec(
     if system_prompt:
         data["system_prompt"] = system_prompt
     return spec_from_dict(data)
-
-
-def pool_endpoints(
-    frozen: Mapping[str, Any],
-    *,
-    client: httpx.AsyncClient | None,
-    timeouts: Timeouts | None = None,
-) -> dict[str, Endpoint]:
-    """The providers map for ``fusion.engine``: "cred:<id>" -> endpoint with decrypted keys.
-
-    Worker only (it decrypts); synchronous (it reads the database). A credential deleted
-    since the run was created is a ``ServiceError``.
-    """
-    refs = dict(frozen["providers"])
-    found = Credential.objects.prefetch_related("keys").in_bulk(
-        [info["credential_id"] for info in refs.values()]
-    )
-    endpoints = {}
-    for ref, info in refs.items():
-        credential = found.get(info["credential_id"])
-        if credential is None:
-            raise ServiceError(
-                f"The credential {info['label']} was deleted after this run was created.",
-                code="missing_credential",
-            )
-        endpoints[ref] = credential_endpoint(credential, client=client, timeouts=timeouts)
-    return endpoints

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
 from math import ceil
 from typing import Any
 
@@ -20,11 +19,11 @@ from workbench.accounts.models import Membership, Role
 from workbench.api.access import api_membership, api_user
 from workbench.lib.errors import ServiceError
 from workbench.runs import services
-from workbench.runs.display import decimal_or_none, provider_directory, run_state_now
-from workbench.runs.engine_bridge import spec_dict_of
+from workbench.runs.display import run_state_now, run_view
 from workbench.runs.history import PAGE_SIZE, RunFilters, runs_filtered
 from workbench.runs.launch import config_estimate, pool_by_ref, pool_config
 from workbench.runs.models import Run, RunSource, RunStatus
+from workbench.runs.numbers import money_text
 from workbench.runs.selectors import run_in_workspace
 
 router = Router(tags=["runs"])
@@ -159,17 +158,14 @@ class RunFiltersIn(Schema):
     date_from: date | None = None
     date_to: date | None = None
     q: str | None = Field(None, description="Words to find in the prompts.")
+    picked: bool | None = Field(
+        None, description="true: a person picked a winner; false: nobody did (ties, none)."
+    )
     page: int = Field(1, ge=1)
     page_size: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
 
 # --- building responses --------------------------------------------------------------------
-
-
-def _money(value: Any) -> str | None:
-    """A Decimal as a plain string without the storage's trailing zeros ("0.00012")."""
-    amount = decimal_or_none(value)
-    return None if amount is None else format(amount.normalize(), "f")
 
 
 def _out(request: HttpRequest, run: Run, *, winner_model: str | None = None) -> RunOut:
@@ -197,11 +193,11 @@ def _out(request: HttpRequest, run: Run, *, winner_model: str | None = None) -> 
         rerun_of=run.rerun_of_id,
         winner=run.winner or None,
         winner_model=winner_model if winner_model is not None else _winner_model(run),
-        estimated_cost=_money(run.estimated_cost),
+        estimated_cost=money_text(run.estimated_cost),
         totals=Totals(
             input_tokens=run.input_tokens,
             output_tokens=run.output_tokens,
-            cost=_money(run.total_cost),
+            cost=money_text(run.total_cost),
             unpriced=run.cost_unpriced,
             wall_ms=run.wall_ms,
         ),
@@ -216,105 +212,80 @@ def _winner_model(run: Run) -> str | None:
 
 
 def _detail(request: HttpRequest, run: Run) -> RunDetailOut:
+    """The run's full state, from the same view model the run page renders."""
     seq, state = run_state_now(run)
-    config = run.config or {}
-    directory = provider_directory(config)
-    labels = config.get("labels") or {}
-    kinds = {c.key: c.provider_kind for c in run.candidates.all()}
-    candidates: list[CandidateOut] = []
-    judge: list[JudgePassOut] = []
-    for part, data in state.get("parts", {}).items():
-        if data.get("kind") == "judge":
-            judge.append(
-                JudgePassOut(
-                    part=part,
-                    judge=str(data.get("judge") or part.partition("/")[0]),
-                    phase=str(data.get("phase") or part.partition("/")[2]),
-                    status=str(data.get("status") or "done"),
-                    model=data.get("model"),
-                    text=str(data.get("text") or ""),
-                )
-            )
-            continue
-        usage = data.get("usage") or {}
-        provider = directory.get(str(data.get("provider") or ""), {})
-        kind = provider.get("kind") or kinds.get(part, "")
-        member = str(data.get("candidate") or part.partition("/")[0])
-        candidates.append(
-            CandidateOut(
-                member=member,
-                label=str(labels.get(member) or data.get("model") or member),
-                round=int(data.get("round") or 0),
-                status=str(data.get("status") or "queued"),
-                provider=provider.get("label") or str(data.get("provider") or ""),
-                provider_kind=kind,
-                simulated=kind == "simulated",
-                model=str(data.get("model") or ""),
-                text=str(data.get("text") or ""),
-                error=data.get("error") or None,
-                finish_reason=data.get("finish_reason") or None,
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
-                tokens_estimated=bool(usage.get("estimated")),
-                cost=_money(data.get("cost")),
-                ttft_ms=data.get("ttft_ms"),
-                latency_ms=data.get("latency_ms"),
-            )
+    view = run_view(run, state)
+    labels = (run.config or {}).get("labels") or {}
+    candidates = [
+        CandidateOut(
+            member=col.member,
+            label=str(labels.get(col.member) or col.model or col.member),
+            round=col.round,
+            status=col.status,
+            provider=col.provider["label"],
+            provider_kind=col.provider["kind"],
+            simulated=col.provider["simulated"],
+            model=col.model,
+            text=col.text,
+            error=col.error or None,
+            finish_reason=col.finish_reason or None,
+            input_tokens=col.input_tokens or 0,
+            output_tokens=col.output_tokens or 0,
+            tokens_estimated=col.tokens_estimated,
+            cost=money_text(col.cost),
+            ttft_ms=col.ttft_ms,
+            latency_ms=col.latency_ms,
         )
-    positions = {str(m.get("id")): i for i, m in enumerate(spec_dict_of(config).get("members", []))}
-    candidates.sort(key=lambda c: (c.round, positions.get(c.member, 999), c.member))
-    calls = []
-    total_cost = Decimal(0)
-    unpriced = False
-    for index, call in enumerate(state.get("calls", []), start=1):
-        usage = call.get("usage") or {}
-        provider = directory.get(str(call.get("provider") or ""), {})
-        cost = decimal_or_none(call.get("cost"))
-        tokens_in, tokens_out = (
-            int(usage.get("input_tokens") or 0),
-            int(usage.get("output_tokens") or 0),
+        for round_ in view.rounds
+        for col in round_.columns
+    ]
+    judge = [
+        JudgePassOut(
+            part=jp.part,
+            judge=jp.judge,
+            phase=jp.phase,
+            status=jp.status,
+            model=jp.model or None,
+            text=jp.text,
         )
-        if cost is None:
-            unpriced = unpriced or bool(tokens_in or tokens_out)
-        else:
-            total_cost += cost
-        calls.append(
-            CallOut(
-                order=int(call.get("order") or index),
-                call_id=str(call.get("call_id") or ""),
-                candidate=str(call.get("candidate") or ""),
-                round=int(call.get("round") or 0),
-                provider=provider.get("label") or str(call.get("provider") or ""),
-                simulated=provider.get("kind") == "simulated",
-                model=str(call.get("model") or ""),
-                key_label=call.get("key_label") or None,
-                status=str(call.get("status") or ""),
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-                tokens_estimated=bool(usage.get("estimated")),
-                cost=_money(cost),
-                ttft_ms=call.get("ttft_ms"),
-                latency_ms=call.get("latency_ms"),
-                attempts=int(call.get("attempts") or 1),
-                error=call.get("error") or None,
-            )
+        for jp in view.judge_passes
+    ]
+    calls = [
+        CallOut(
+            order=row.order,
+            call_id=row.call_id,
+            candidate=row.who,
+            round=row.round,
+            provider=row.provider["label"],
+            simulated=row.provider["simulated"],
+            model=row.model,
+            key_label=row.key_label or None,
+            status=row.status,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            tokens_estimated=row.tokens_estimated,
+            cost=money_text(row.cost),
+            ttft_ms=row.ttft_ms,
+            latency_ms=row.latency_ms,
+            attempts=row.attempts,
+            error=row.error or None,
         )
-    run_state = state.get("run", {})
-    base = _out(request, run)
+        for row in view.calls
+    ]
     return RunDetailOut(
-        **base.model_dump(),
+        **_out(request, run).model_dump(),
         seq=seq,
         fused_text=run.fused_text,
         candidates=candidates,
         judge=judge,
-        verdict=run_state.get("verdict") or run.verdict,
+        verdict=state.get("run", {}).get("verdict") or run.verdict,
         calls=calls,
         call_totals=CallTotals(
-            calls=len(calls),
-            input_tokens=sum(c.input_tokens for c in calls),
-            output_tokens=sum(c.output_tokens for c in calls),
-            cost=_money(total_cost) or "0",
-            unpriced=unpriced,
+            calls=view.totals.calls,
+            input_tokens=view.totals.input_tokens,
+            output_tokens=view.totals.output_tokens,
+            cost=money_text(view.totals.cost) or "0",
+            unpriced=view.totals.unpriced,
         ),
     )
 
@@ -388,6 +359,7 @@ def list_runs(request: HttpRequest, ws: str, filters: Query[RunFiltersIn]) -> Ru
             date_from=filters.date_from,
             date_to=filters.date_to,
             q=(filters.q or "").strip(),
+            picked=filters.picked,
         ),
     )
     count = runs.count()

@@ -4,6 +4,13 @@ On connect: check access (anonymous 4403, no access or unknown run 4404), join t
 then send a ``run.snapshot`` covering every event up to its seq, then the live tail. Joining
 before reading the snapshot means no event can fall between the two; events the snapshot
 already covers are dropped, and a gap (an event the layer lost) is healed by a new snapshot.
+
+``?after=<seq>`` says what the client already holds. When that is exactly the seq the snapshot
+covers (nothing happened while it was away, or it reloaded a page rendered at that seq), the
+snapshot is light: every status, but no text — only each part's length, so the client can
+check its copy and ask for a full one (``"snapshot"``) if they differ. Otherwise the snapshot
+is full. A client *ahead* of the server (whose live state was lost) gets a full one too: its
+texts cannot be trusted to match what the server will append to.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -49,7 +57,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.live = LiveStore(self.redis)
         self.ended = False
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
-        await self.send_snapshot()
+        await self.send_snapshot(after=_after(self.scope.get("query_string", b"")))
         self.watchdog = asyncio.create_task(self._watchdog())
 
     async def disconnect(self, code: int) -> None:
@@ -77,21 +85,28 @@ class RunConsumer(AsyncWebsocketConsumer):
         if text_data and text_data.strip() == '"snapshot"':
             await self.send_snapshot()
 
-    async def send_snapshot(self) -> None:
+    async def send_snapshot(self, *, after: int | None = None) -> None:
+        """Send the state; light (texts left out) when the client holds exactly this seq."""
         seq, state = await self.read_state()
         self.last_sent = seq
         self.ended = state.get("run", {}).get("status") in TERMINAL
-        await self.send(
-            text_data=json.dumps(
-                {"seq": seq, "run": self.run_id, "type": "run.snapshot", "state": state}
-            )
-        )
+        message: dict[str, Any] = {"seq": seq, "run": self.run_id, "type": "run.snapshot"}
+        if after is not None and after == seq:
+            message["light"] = True
+            state = {
+                **state,
+                "parts": {part: _without_text(d) for part, d in state["parts"].items()},
+            }
+        message["state"] = state
+        await self.send(text_data=json.dumps(message))
 
     async def read_state(self) -> tuple[int, dict[str, Any]]:
         live = await self.live.snapshot(self.run_id)
         if live is not None:
             db_seq, db_state = await self._db_state()
-            if db_seq > live.seq:  # the live keys are stale (e.g. Redis was restarted)
+            # The live keys are stale (Redis was restarted), or the run has ended and its
+            # stored record, written last, is the whole truth.
+            if db_seq > live.seq or db_state.get("run", {}).get("status") in TERMINAL:
                 return db_seq, db_state
             return live.seq, merge_states(db_state, live)
         return await self._db_state()
@@ -119,3 +134,20 @@ class RunConsumer(AsyncWebsocketConsumer):
 
 def _is_terminal(encoded: str) -> bool:
     return json.loads(encoded).get("type") in {"run.finished", "run.failed", "run.cancelled"}
+
+
+def _after(query_string: bytes) -> int | None:
+    """The ``after`` the client sent, or None (absent or not a seq)."""
+    values = parse_qs(query_string.decode("latin-1")).get("after", [])
+    try:
+        after = int(values[-1]) if values else None
+    except ValueError:
+        return None
+    return after if after is not None and after >= 0 else None
+
+
+def _without_text(part: dict[str, Any]) -> dict[str, Any]:
+    # The length in code points (the client counts the same way, not in UTF-16 units).
+    data = {key: value for key, value in part.items() if key != "text"}
+    data["chars"] = len(part.get("text") or "")
+    return data

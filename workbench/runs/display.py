@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -20,13 +20,13 @@ from workbench.lib.markdown import render_markdown
 from workbench.runs.engine_bridge import display_of, spec_dict_of
 from workbench.runs.live import LiveSnapshot, LiveStore
 from workbench.runs.models import TERMINAL_STATUSES, Run, RunStatus
+from workbench.runs.numbers import decimal_or_none
 from workbench.runs.publish import redis_client
 from workbench.runs.selectors import run_state_from_db
 
 log = logging.getLogger(__name__)
 
 SIMULATED = "simulated"
-ENDED_CANDIDATE = frozenset({"done", "failed", "cancelled", "skipped"})
 
 
 # --- the state -------------------------------------------------------------------------------
@@ -86,18 +86,6 @@ def _provider(directory: dict[str, dict[str, str]], name: Any, kind: str = "") -
         "kind": kind,
         "simulated": kind == SIMULATED,
     }
-
-
-# --- numbers ---------------------------------------------------------------------------------
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 # --- the view model --------------------------------------------------------------------------
@@ -178,6 +166,7 @@ class Verdict:
 @dataclass
 class CallRow:
     order: int
+    call_id: str
     who: str
     round: int
     phase: str
@@ -252,7 +241,9 @@ def _columns(
                 round=_int(data.get("round")),
                 position=positions.get(member, 999),
                 status=status,
-                provider=_provider(directory, data.get("provider")),
+                provider=_provider(
+                    directory, data.get("provider"), str(data.get("provider_kind") or "")
+                ),
                 model=str(data.get("model") or ""),
                 text=text,
                 error=str(data.get("error") or ""),
@@ -323,6 +314,7 @@ def _calls(
         cost = decimal_or_none(call.get("cost"))
         row = CallRow(
             order=_int(call.get("order")) or index,
+            call_id=str(call.get("call_id") or ""),
             who=str(call.get("candidate") or ""),
             round=_int(call.get("round")),
             phase=str(call.get("phase") or ""),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -46,9 +46,19 @@ class EngineLoop:
                 )
             return self._loop
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the process's engine loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result()
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run ``coro`` on the process's engine loop and wait for its result.
+
+        After ``timeout`` seconds the caller stops waiting: the coroutine is cancelled on the
+        loop and ``TimeoutError`` raised, so a hung run never holds the calling thread. (Celery
+        enforces no time limit in the thread pool the workers use; this is the hard limit.)
+        """
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     @property
     def db(self) -> ThreadPoolExecutor:
@@ -67,20 +77,25 @@ class EngineLoop:
             )
         return self._client
 
-    def close_database_connections(self) -> None:
-        """Close the connection of every database thread (tests, before dropping the database)."""
-        if self._db is None:
-            return
+    def on_each_database_thread(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once in every database thread (on its own ``connection``)."""
+        executor = self.db
         workers = settings.FUSION_DB_THREADS
         barrier = threading.Barrier(workers)
 
-        def close() -> None:
-            connection.close()
-            # Hold each thread until all have taken one: every thread closes its own.
+        def call() -> None:
+            fn()
+            # Hold each thread until all have taken one: every thread runs it exactly once.
             barrier.wait(timeout=5)
 
-        for future in [self._db.submit(close) for _ in range(workers)]:
+        for future in [executor.submit(call) for _ in range(workers)]:
             future.result()
+
+    def close_database_connections(self) -> None:
+        """Close the connection of every database thread (tests, before dropping the database)."""
+        if self._db is not None:
+            # ``connection`` is per thread: look it up in each database thread, not here.
+            self.on_each_database_thread(lambda: connection.close())
 
 
 ENGINE_LOOP = EngineLoop()

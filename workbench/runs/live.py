@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 # Live keys outlive the run a little so late readers still find them; the database is the
 # record after that.
 LIVE_TTL_S = 3600
+ENDED_STATUSES = frozenset({"finished", "finished_without_verdict", "failed", "cancelled"})
 
 _SNAPSHOT_LUA = """
 local seq = redis.call('GET', KEYS[1])
@@ -128,6 +129,11 @@ class LiveStore:
                 calls.append(value)
         calls.sort(key=lambda call: call.get("order", 0))
         return LiveSnapshot(seq=int(seq), run=run, parts=parts, calls=calls)
+
+    async def ended(self, run_id: str) -> bool:
+        """Whether the live state says the run has ended."""
+        raw = await self.client.hget(f"{_prefix(run_id)}:state", "run")
+        return bool(raw) and json.loads(raw).get("status") in ENDED_STATUSES
 
     async def current_seq(self, run_id: str) -> int:
         value = await self.client.get(f"{_prefix(run_id)}:seq")

@@ -64,7 +64,12 @@ class Run(models.Model):
     )
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)  # task deliveries
+    # Claims by a worker (the first one and every resumption): the fencing token a worker's
+    # writes carry, so one that lost the run (reaped, taken over) cannot write over it.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Times the reaper re-enqueued the run after its worker went silent, and when it last did.
+    resumes = models.PositiveSmallIntegerField(default=0)
+    requeued_at = models.DateTimeField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
 
     # Each judge pass's text and details by part ("judge/analysis", "judge/synthesis", …).
@@ -107,6 +112,11 @@ class CandidateStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     SKIPPED = "skipped", "Skipped"
+
+
+UNFINISHED_CANDIDATE_STATUSES = frozenset(
+    {CandidateStatus.QUEUED, CandidateStatus.STREAMING, CandidateStatus.RETRYING}
+)
 
 
 class Candidate(models.Model):

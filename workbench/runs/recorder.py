@@ -7,6 +7,11 @@ run and in order. What is written, and when:
 - every provider call record as it ends;
 - texts of streaming parts, the heartbeat and the last seq at checkpoints (every ~2 s);
 - the run's totals, verdict and final status once, from the engine's result.
+
+Every write but the call records is fenced by the claim this worker holds (``states``): once
+the run ended elsewhere (the reaper failed it, a person's cancel won, another worker resumed
+it), the writes match no row, ``lost`` turns True and ``on_lost`` is called so the run stops.
+Call records are written regardless: that spend happened.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -23,7 +27,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from fusion import events as ev
-from workbench.runs.models import Candidate, CandidateStatus, ProviderCall, Run
+from workbench.runs import states
+from workbench.runs.models import Candidate, CandidateStatus, ProviderCall, Run, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +43,13 @@ class RunRecorder:
         positions: dict[str, int],
         providers: dict[str, dict[str, Any]],
         executor: Executor,
+        attempt: int,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.run_id = run_id
+        self.attempt = attempt  # the claim this worker holds (``Run.attempts``)
+        self.on_lost = on_lost
+        self.lost = False
         self.positions = positions  # member id -> order in the pool, for display
         # "cred:<id>" -> {"label", "kind"}: the credential as it was frozen with the pool.
         self.labels = {ref: str(info.get("label", ref)) for ref, info in providers.items()}
@@ -48,7 +58,7 @@ class RunRecorder:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
-        self.writes = 0  # statements issued; the tests read it to keep writes per run low
+        self.writes = 0  # write statements issued; a test holds it low and above zero
 
     # --- sink interface (called on the event loop, never blocks) ---------------------------------
     def on_event(self, event: ev.Event, seq: int) -> None:
@@ -107,18 +117,59 @@ class RunRecorder:
                     result.set_result(value)
             finally:
                 self._queue.task_done()
+            if self.lost and self.on_lost is not None:
+                on_lost, self.on_lost = self.on_lost, None
+                on_lost()
 
     # --- writes (run in the recorder's thread) --------------------------------------------------
     def _candidates(self, member: str, round_: int) -> Any:
-        return Candidate.objects.filter(run_id=self.run_id, member=member, round=round_)
+        """The candidate's row, only while this worker's claim on the run holds."""
+        return Candidate.objects.filter(
+            run_id=self.run_id,
+            member=member,
+            round=round_,
+            run__status=RunStatus.RUNNING,
+            run__attempts=self.attempt,
+        )
 
-    def _write_candidate_started(self, event: ev.CandidateStarted) -> None:
+    def _update_or_create(self, member: str, round_: int, fields: dict[str, Any]) -> None:
+        self.writes += 1
+        if self._candidates(member, round_).update(**fields):
+            return
+        # No row: a part the run did not start with (a debate round), or the claim is lost.
+        if not self._still_owned():
+            return
         self.writes += 1
         Candidate.objects.update_or_create(
-            run_id=self.run_id,
-            member=event.candidate,
-            round=event.round,
-            defaults={
+            run_id=self.run_id, member=member, round=round_, defaults=fields
+        )
+
+    def _update(self, member: str, round_: int, fields: dict[str, Any]) -> None:
+        self.writes += 1
+        if not self._candidates(member, round_).update(**fields):
+            self._still_owned()
+
+    def _still_owned(self) -> bool:
+        if Run.objects.filter(states.owned(self.run_id, self.attempt)).exists():
+            return True
+        self._lose()
+        return False
+
+    def _lose(self) -> None:
+        if not self.lost:
+            log.warning(
+                "run %s: claim %d no longer holds (the run ended or was taken over elsewhere); "
+                "stopping its writes",
+                self.run_id,
+                self.attempt,
+            )
+        self.lost = True
+
+    def _write_candidate_started(self, event: ev.CandidateStarted) -> None:
+        self._update_or_create(
+            event.candidate,
+            event.round,
+            {
                 "status": CandidateStatus.STREAMING,
                 "model": event.model,
                 "provider": self.labels.get(event.provider, event.provider),
@@ -130,45 +181,47 @@ class RunRecorder:
         )
 
     def _write_candidate_retrying(self, event: ev.CandidateRetrying) -> None:
-        self.writes += 1
-        self._candidates(event.candidate, event.round).update(
-            status=CandidateStatus.RETRYING, error=event.error, model=event.model
+        self._update(
+            event.candidate,
+            event.round,
+            {"status": CandidateStatus.RETRYING, "error": event.error, "model": event.model},
         )
 
     def _write_candidate_finished(self, event: ev.CandidateFinished) -> None:
-        self.writes += 1
-        self._candidates(event.candidate, event.round).update(
-            status=CandidateStatus.DONE,
-            error="",
-            model=event.model,
-            text=event.text,
-            finish_reason=event.finish_reason,
-            input_tokens=event.usage.input_tokens,
-            output_tokens=event.usage.output_tokens,
-            tokens_estimated=event.usage.estimated,
-            cost=event.cost,
-            ttft_ms=event.ttft_ms,
-            latency_ms=event.latency_ms,
+        self._update(
+            event.candidate,
+            event.round,
+            {
+                "status": CandidateStatus.DONE,
+                "error": "",
+                "model": event.model,
+                "text": event.text,
+                "finish_reason": event.finish_reason,
+                "input_tokens": event.usage.input_tokens,
+                "output_tokens": event.usage.output_tokens,
+                "tokens_estimated": event.usage.estimated,
+                "cost": event.cost,
+                "ttft_ms": event.ttft_ms,
+                "latency_ms": event.latency_ms,
+            },
         )
 
     def _write_candidate_failed(self, event: ev.CandidateFailed) -> None:
-        self.writes += 1
-        updated = self._candidates(event.candidate, event.round).update(
-            status=event.status, error=event.error, permanent=event.permanent, text=event.text
+        # A part may fail before it ever started (a skipped debate round): then it is created.
+        self._update_or_create(
+            event.candidate,
+            event.round,
+            {
+                "status": event.status,
+                "error": event.error,
+                "permanent": event.permanent,
+                "text": event.text,
+                "position": self.positions.get(event.candidate, 0),
+            },
         )
-        if not updated:  # failed before it ever started (a skipped debate round, say)
-            Candidate.objects.create(
-                run_id=self.run_id,
-                member=event.candidate,
-                round=event.round,
-                position=self.positions.get(event.candidate, 0),
-                status=event.status,
-                error=event.error,
-                permanent=event.permanent,
-                text=event.text,
-            )
 
     def _write_call(self, event: ev.CallRecorded) -> None:
+        # Not fenced: a call a worker made after losing the run still cost what it cost.
         self.writes += 1
         call = event.call
         ProviderCall.objects.get_or_create(
@@ -196,31 +249,49 @@ class RunRecorder:
     def _write_checkpoint(self, texts: dict[str, str], seq: int) -> None:
         judge_texts = {part: text for part, text in texts.items() if part.startswith("judge")}
         with transaction.atomic():
+            run = (
+                Run.objects.select_for_update()
+                .filter(states.owned(self.run_id, self.attempt))
+                .only("judge_parts")
+                .first()
+            )
+            if run is None:  # the run ended or moved on without this worker: no heartbeat
+                self._lose()
+                return
             for part, text in texts.items():
                 if part in judge_texts:
                     continue
                 member, round_ = part.rsplit("/", 1)
                 self.writes += 1
                 self._candidates(member, int(round_)).update(text=text)
-            run = Run.objects.select_for_update().only("judge_parts").get(pk=self.run_id)
             parts = dict(run.judge_parts or {})
             for part, text in judge_texts.items():
                 parts[part] = {**parts.get(part, {}), "text": text}
             self.writes += 1
-            Run.objects.filter(pk=self.run_id).update(
+            Run.objects.filter(states.owned(self.run_id, self.attempt)).update(
                 heartbeat_at=timezone.now(), last_seq=seq, judge_parts=parts
             )
 
     def _write_final(
         self, fields: dict[str, Any], unstarted: list[tuple[str, int, str, str]]
     ) -> None:
+        fields = dict(fields)
+        status = fields.pop("status")
         with transaction.atomic():
             self.writes += 1
-            Run.objects.filter(pk=self.run_id).update(finished_at=timezone.now(), **fields)
-            for member, round_, status, reason in unstarted:
-                self._candidates(member, round_).filter(
-                    status__in=[CandidateStatus.QUEUED, CandidateStatus.STREAMING]
-                ).update(status=status, error=reason)
+            moved = states.transition(
+                self.run_id, status, attempt=self.attempt, finished_at=timezone.now(), **fields
+            )
+            if not moved:  # ended by someone else first (the reaper, the hard time limit)
+                self._lose()
+                return
+            for member, round_, cand_status, reason in unstarted:
+                Candidate.objects.filter(
+                    run_id=self.run_id,
+                    member=member,
+                    round=round_,
+                    status__in=[CandidateStatus.QUEUED, CandidateStatus.STREAMING],
+                ).update(status=cand_status, error=reason)
 
 
 def _in_fresh_connection(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -238,7 +309,3 @@ _HANDLERS: dict[type[ev.Event], Callable[..., None]] = {
     ev.CandidateFailed: RunRecorder._write_candidate_failed,
     ev.CallRecorded: RunRecorder._write_call,
 }
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))

@@ -10,6 +10,7 @@ from django.http import Http404
 
 from workbench.accounts.models import User, Workspace
 from workbench.runs.models import Candidate, ProviderCall, Run
+from workbench.runs.numbers import money_text
 
 
 def runs_of_workspace(workspace: Workspace) -> QuerySet[Run]:
@@ -43,10 +44,6 @@ def calls_of(run: Run) -> QuerySet[ProviderCall]:
     return run.calls.order_by("created_at", "id")
 
 
-def _money(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def candidate_state(candidate: Candidate) -> dict[str, Any]:
     return {
         "kind": "candidate",
@@ -54,6 +51,7 @@ def candidate_state(candidate: Candidate) -> dict[str, Any]:
         "round": candidate.round,
         "status": candidate.status,
         "provider": candidate.provider,
+        "provider_kind": candidate.provider_kind,
         "model": candidate.model,
         "text": candidate.text,
         "error": candidate.error or None,
@@ -64,7 +62,7 @@ def candidate_state(candidate: Candidate) -> dict[str, Any]:
             "output_tokens": candidate.output_tokens,
             "estimated": candidate.tokens_estimated,
         },
-        "cost": _money(candidate.cost),
+        "cost": money_text(candidate.cost),
         "ttft_ms": candidate.ttft_ms,
         "latency_ms": candidate.latency_ms,
     }
@@ -85,7 +83,7 @@ def call_state(call: ProviderCall, order: int) -> dict[str, Any]:
             "output_tokens": call.output_tokens,
             "estimated": call.tokens_estimated,
         },
-        "cost": _money(call.cost),
+        "cost": money_text(call.cost),
         "ttft_ms": call.ttft_ms,
         "latency_ms": call.latency_ms,
         "attempts": call.attempts,
@@ -110,11 +108,11 @@ def run_state_from_db(run: Run) -> tuple[int, dict[str, Any]]:
             "error": run.error or None,
             "verdict": run.verdict,
             "winner": run.winner or None,
-            "estimated_cost": _money(run.estimated_cost),
+            "estimated_cost": money_text(run.estimated_cost),
             "totals": {
                 "input_tokens": run.input_tokens,
                 "output_tokens": run.output_tokens,
-                "cost": _money(run.total_cost),
+                "cost": money_text(run.total_cost),
                 "unpriced": run.cost_unpriced,
                 "wall_ms": run.wall_ms,
             },

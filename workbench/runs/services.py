@@ -1,19 +1,24 @@
-"""Writes about runs: create, cancel, rerun, reap. Execution itself is in ``execution``."""
+"""Writes about runs: create, cancel, rerun, reap. Execution itself is in ``execution``; every
+status change goes through ``states`` (conditional on where the run is)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from workbench.accounts.models import User, Workspace
 from workbench.lib.errors import ServiceError
+from workbench.runs import states
 from workbench.runs.models import (
+    UNFINISHED_CANDIDATE_STATUSES,
     Candidate,
     CandidateStatus,
     Run,
@@ -108,19 +113,19 @@ def run_cancel(*, run: Run, user: User) -> Run:
     if run.is_terminal:
         raise ServiceError("This run has already ended.")
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
-        locked.cancel_requested = True
-        fields = ["cancel_requested"]
-        if locked.status == RunStatus.QUEUED:
-            locked.status = RunStatus.CANCELLED
-            locked.finished_at = timezone.now()
-            locked.error = f"Cancelled by {user.username} before it started."
-            fields += ["status", "finished_at", "error"]
-            Candidate.objects.filter(run=locked).update(status=CandidateStatus.CANCELLED)
-        locked.save(update_fields=fields)
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        # Only a run no worker has claimed yet ends here; a running one is the worker's to end.
+        if states.transition(
+            str(run.pk),
+            RunStatus.CANCELLED,
+            only_from=frozenset({RunStatus.QUEUED}),
+            finished_at=timezone.now(),
+            error=f"Cancelled by {user.username} before it started.",
+        ):
+            Candidate.objects.filter(run_id=run.pk).update(status=CandidateStatus.CANCELLED)
     # The worker watches this key (it cannot wait on the database every 100 ms).
     _redis().set(cancel_key(str(run.pk)), user.username, ex=24 * 3600)
-    return locked
+    return Run.objects.get(pk=run.pk)
 
 
 def _ensure_credentials_usable(config: dict[str, Any], user: User, workspace: Workspace) -> None:
@@ -156,45 +161,100 @@ def run_rerun(*, run: Run, user: User) -> Run:
     )
 
 
-def runs_reap(*, stale_after_s: int | None = None) -> list[str]:
-    """Fail runs whose worker stopped sending heartbeats: nothing spins forever."""
+@dataclass(frozen=True)
+class Reaped:
+    resumed: list[str]  # re-enqueued, to resume on another worker
+    failed: list[str]  # out of resumptions: failed, partial output kept
+
+
+def runs_reap(*, stale_after_s: int | None = None) -> Reaped:
+    """Deal with running runs whose worker stopped sending heartbeats: nothing spins forever.
+
+    A SIGKILLed worker's task comes back from the broker only after its visibility timeout
+    (longer than the longest run), so the reaper does not wait for it: it re-enqueues the run,
+    which resumes on any worker with its finished candidates kept, up to
+    ``FUSION_RESUME_ATTEMPTS`` times; a run still silent after that is failed. The original
+    delivery, when it comes back at last, finds the run running elsewhere or ended and does
+    nothing.
+    """
+    from workbench.runs.tasks import run_execute
+
     stale_after = timedelta(seconds=stale_after_s or settings.FUSION_REAPER_STALE_S)
-    cutoff = timezone.now() - stale_after
-    reaped: list[str] = []
-    candidates = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
-    for run_id in candidates.values_list("pk", flat=True):
+    now = timezone.now()
+    cutoff = now - stale_after
+    silent = Q(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff) & (
+        Q(requeued_at__isnull=True) | Q(requeued_at__lt=cutoff)
+    )
+    resumed: list[str] = []
+    out_of_resumes: list[Run] = []
+    for run in Run.objects.filter(silent).only("pk", "attempts", "resumes"):
+        if run.resumes >= settings.FUSION_RESUME_ATTEMPTS:
+            out_of_resumes.append(run)
+            continue
         with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=run_id)
-            if run.status != RunStatus.RUNNING or (run.heartbeat_at and run.heartbeat_at >= cutoff):
-                continue
-            seconds = int(stale_after.total_seconds())
-            run.status = RunStatus.FAILED
-            run.error = (
-                f"The worker running this run stopped responding (no heartbeat for {seconds} s). "
-                "Finished candidates are kept."
+            # Conditional on what was read: a worker that claimed it meanwhile keeps it.
+            moved = Run.objects.filter(silent, pk=run.pk, attempts=run.attempts).update(
+                resumes=F("resumes") + 1, requeued_at=now
             )
-            run.finished_at = timezone.now()
-            run.save(update_fields=["status", "error", "finished_at"])
-            Candidate.objects.filter(
-                run=run,
-                status__in=[
-                    CandidateStatus.QUEUED,
-                    CandidateStatus.STREAMING,
-                    CandidateStatus.RETRYING,
-                ],
-            ).update(status=CandidateStatus.FAILED, error="worker stopped responding")
-        _publish_terminal(run)
-        reaped.append(str(run.pk))
-    return reaped
+            if moved:
+                run_execute.delay_on_commit(str(run.pk))
+                resumed.append(str(run.pk))
+    failed: list[str] = []
+    seconds = int(stale_after.total_seconds())
+    for run in out_of_resumes:
+        tried = (
+            f", and {run.resumes} resumption{'s' if run.resumes != 1 else ''} on another "
+            "worker did not finish it"
+            if run.resumes
+            else ""
+        )
+        if run_fail_stalled(
+            run_id=str(run.pk),
+            attempt=run.attempts,
+            reason=(
+                "The worker running this run stopped responding (no heartbeat for "
+                f"{seconds} s){tried}. Finished candidates are kept."
+            ),
+            part_reason="worker stopped responding",
+            silent_since=cutoff,
+        ):
+            failed.append(str(run.pk))
+    return Reaped(resumed=resumed, failed=failed)
 
 
-def _publish_terminal(run: Run) -> None:
-    """Tell live viewers the reaper ended the run: one run.failed event after the last seq."""
+def run_fail_stalled(
+    *,
+    run_id: str,
+    attempt: int,
+    reason: str,
+    part_reason: str,
+    silent_since: datetime | None = None,
+) -> bool:
+    """Fail a running run from outside its worker (the reaper, the hard time limit), keeping
+    what its candidates wrote, and tell its viewers. Only while claim ``attempt`` holds (and,
+    with ``silent_since``, only if no heartbeat came since): False when the run moved on."""
+    with transaction.atomic():
+        extra = {} if silent_since is None else {"heartbeat_at__lt": silent_since}
+        # running -> failed, as the machine allows, while the claim holds.
+        rows = Run.objects.filter(states.owned(run_id, attempt), **extra)
+        if not rows.update(status=RunStatus.FAILED, error=reason, finished_at=timezone.now()):
+            return False
+        Candidate.objects.filter(run_id=run_id, status__in=UNFINISHED_CANDIDATE_STATUSES).update(
+            status=CandidateStatus.FAILED, error=part_reason
+        )
+    publish_ended(run_id)
+    return True
+
+
+def publish_ended(run_id: str, *, status: str = RunStatus.FAILED) -> None:
+    """Tell live viewers the run was ended from outside its worker: one ``run.<status>`` event
+    after the last seq, which the stored record then covers."""
     from asgiref.sync import async_to_sync
 
     from workbench.runs.publish import publish_terminal
 
+    run = Run.objects.only("last_seq", "error").get(pk=run_id)
     seq = async_to_sync(publish_terminal)(
-        str(run.pk), last_seq=run.last_seq, status="failed", error=run.error
+        run_id, last_seq=run.last_seq, status=status, error=run.error
     )
-    Run.objects.filter(pk=run.pk).update(last_seq=seq)
+    Run.objects.filter(pk=run_id).update(last_seq=seq)

@@ -59,8 +59,13 @@ class RunSink:
         flush_interval: float = 0.05,
         checkpoint_interval: float = 2.0,
         providers: dict[str, dict[str, Any]] | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.run_id = run_id
+        # True once the live state shows the run ended without this sink (the reaper, the
+        # hard time limit): nothing more is written there, and ``on_lost`` stops the run.
+        self.lost = False
+        self.on_lost = on_lost
         # "cred:<id>" -> {"label", "kind"}: what a person sees instead of the reference.
         self.providers = providers or {}
         self.live = live
@@ -106,6 +111,13 @@ class RunSink:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush()
         self._checkpoint()
+
+    def abort(self) -> None:
+        """Stop at once, sending nothing more (the run is being abandoned)."""
+        self._closed = True
+        self.lost = True
+        for task in self._tasks:
+            task.cancel()
 
     # --- the engine calls this -------------------------------------------------------------
     async def __call__(self, event: ev.Event) -> None:
@@ -177,12 +189,20 @@ class RunSink:
         """Send everything taken so far: one Redis transaction, then one publish."""
         self._wake.clear()
         self._move_pending_to_outbox()
+        if self.lost:
+            self._outbox.clear()
+            return
         if not self._outbox:
             return
         batch, self._outbox = self._outbox, []
         change = _merged([change for _, _, change in batch])
         try:
             intact = await self.live.write(self.run_id, change, previous_seq=self._written_seq)
+            if not intact and await self.live.ended(self.run_id):
+                # Someone else ended the run (the reaper wrote its end here): stop, rather than
+                # overwrite what its viewers were told.
+                self._lose()
+                return
             if not intact:
                 # Redis lost the run's state (restarted): write it whole, texts included, so
                 # a snapshot read from it is complete again.
@@ -201,6 +221,14 @@ class RunSink:
             return
         self._written_seq = change.seq
         self._last_flush = time.monotonic()
+
+    def _lose(self) -> None:
+        log.warning("run %s: ended elsewhere; this worker stops sending its events", self.run_id)
+        self.lost = True
+        self._outbox.clear()
+        if self.on_lost is not None:
+            on_lost, self.on_lost = self.on_lost, None
+            on_lost()
 
     def _whole_state(self, seq: int) -> LiveWrite:
         """The run's live state as of ``seq``: texts without what was taken after it (still

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from workbench.runs import execution, services
@@ -14,8 +13,9 @@ from workbench.runs import execution, services
     name="runs.execute",
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=settings.RUN_HARD_TIME_LIMIT_S - 30,
-    time_limit=settings.RUN_HARD_TIME_LIMIT_S,
+    # No Celery time limits: the thread pool the workers run ignores them. ``execution``
+    # enforces RUN_TIME_LIMIT_S (the run is cancelled, its output kept) and
+    # RUN_HARD_TIME_LIMIT_S (the task stops waiting and fails the run) itself.
     # A database that is briefly unreachable must not strand the run in "queued".
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=1,

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from workbench.accounts.models import User, Workspace
-from workbench.keys.models import Credential, Scope
+from workbench.keys.models import Credential
 from workbench.keys.services import credential_create, credential_delete
 from workbench.lib.errors import ServiceError
 from workbench.pools import services
@@ -242,29 +242,3 @@ def test_it_keeps_history_true_after_the_pool_and_credential_change(
     assert problems["members.0.credential"] == ["Choose a credential."]
     with pytest.raises(ServiceError, match="no credential"):
         services.pool_freeze(pool)
-
-
-def test_it_builds_the_engines_endpoints_for_a_frozen_pool(
-    make_pool: Callable[..., Pool], alice: User, workspace: Workspace
-) -> None:
-    keyed = credential_create(
-        workspace=workspace,
-        user=alice,
-        provider="openai",
-        label="OpenAI",
-        scope=Scope.WORKSPACE,
-        keys=["sk-LEAKCANARY-aaaaaaaaaaaaaaaa-A1B2"],
-    )
-    from workbench.keys.services import catalog_add_model
-
-    catalog_add_model(credential=keyed, user=alice, model_id="gpt-4o")
-    pool = make_pool(
-        members=[MemberInput(credential_id=keyed.pk, model="gpt-4o")],
-    )
-    frozen = services.pool_freeze(pool)
-    endpoints = services.pool_endpoints(frozen, client=None)
-    assert set(endpoints) == set(frozen["providers"])
-    assert [k.label for k in endpoints[f"cred:{keyed.pk}"].keys] == ["…A1B2"]
-    credential_delete(credential=keyed, user=alice)
-    with pytest.raises(ServiceError, match="was deleted"):
-        services.pool_endpoints(frozen, client=None)

@@ -97,12 +97,23 @@ class Rebuilt:
         self.seq = 0
         self.texts: dict[str, str] = {}
         self.status = ""
+        self.snapshots = {"full": 0, "light": 0}
 
     def apply(self, message: dict) -> None:
         kind = message["type"]
         if kind == "run.snapshot":
+            parts = message["state"]["parts"]
+            if message.get("light"):
+                # Only sent when the client holds exactly this seq: its texts must fit.
+                assert message["seq"] == self.seq, (message["seq"], self.seq)
+                held = {p: len(self.texts.get(p, "")) for p in parts}
+                assert held == {p: d["chars"] for p, d in parts.items()}, "light snapshot"
+                assert all("text" not in d for d in parts.values())
+                self.snapshots["light"] += 1
+            else:
+                self.texts = {p: d.get("text", "") for p, d in parts.items()}
+                self.snapshots["full"] += 1
             self.seq = message["seq"]
-            self.texts = {p: d.get("text", "") for p, d in message["state"]["parts"].items()}
             self.status = message["state"]["run"].get("status", "")
             return
         assert message["seq"] == self.seq + 1, f"gap: {self.seq} -> {message['seq']}"

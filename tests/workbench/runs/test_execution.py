@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from decimal import Decimal
@@ -74,8 +75,6 @@ def test_it_rebuilds_identical_texts_however_often_a_client_reconnects(
     rng = random.Random(7)
     state = Rebuilt()
     reconnects = 0
-    import json
-
     while state.status not in ("finished", "failed", "cancelled", "finished_without_verdict"):
         url = f"{live_stack.ws_url}/ws/runs/{run.pk}/?after={state.seq}"
         with connect(url, additional_headers=headers) as ws:
@@ -87,6 +86,12 @@ def test_it_rebuilds_identical_texts_however_often_a_client_reconnects(
         reconnects += 1
     run = wait_for_end(run)
     assert reconnects > 3
+    assert state.texts == stored_texts(run)
+    # Back once more, holding everything: a light snapshot (no text re-sent) that fits.
+    url = f"{live_stack.ws_url}/ws/runs/{run.pk}/?after={state.seq}"
+    with connect(url, additional_headers=headers) as ws:
+        state.apply(json.loads(ws.recv(timeout=20)))
+    assert state.snapshots["light"] >= 1
     assert state.texts == stored_texts(run)
 
 
@@ -138,11 +143,7 @@ def _wait_until(condition, timeout: float = 20, what: str = "condition") -> None
 SLOW = "sim-balanced@ttft=0.01,tps=12,tokens=60"  # about five seconds of streaming
 
 
-def test_it_resumes_after_the_worker_is_killed_without_asking_finished_members_again(
-    live_stack: Stack, alice, workspace
-) -> None:
-    pool = simulated_pool(workspace, alice, [FAST, SLOW])
-    run = start_run(pool, alice)
+def _wait_for_m1_done_while_m2_streams(run) -> None:
     _wait_until(
         lambda: (
             run.candidates.filter(member="m1", status=CandidateStatus.DONE).exists()
@@ -150,6 +151,14 @@ def test_it_resumes_after_the_worker_is_killed_without_asking_finished_members_a
         ),
         what="m1 done while m2 streams",
     )
+
+
+def test_it_resumes_after_the_worker_is_killed_without_asking_finished_members_again(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, SLOW])
+    run = start_run(pool, alice)
+    _wait_for_m1_done_while_m2_streams(run)
     live_stack.worker.kill()
     # A new worker that restores unacknowledged tasks older than 2 s: the killed one's run.
     live_stack.start_worker(
@@ -166,9 +175,74 @@ def test_it_resumes_after_the_worker_is_killed_without_asking_finished_members_a
     assert run.candidates.get(member="m2").status == CandidateStatus.DONE
 
 
-def test_it_reaps_a_run_whose_worker_died(live_stack: Stack, alice, workspace) -> None:
+def test_it_resumes_a_killed_workers_run_with_the_default_visibility_timeout(
+    live_stack: Stack, alice, workspace, settings
+) -> None:
+    """Nothing comes back from the broker for 40 minutes (the default visibility timeout):
+    the reaper notices the silence and re-enqueues the run, which resumes elsewhere."""
     from workbench.runs.services import runs_reap
 
+    settings.FUSION_REAPER_STALE_S = 5  # the default is 120 s; the mechanism is the same
+    pool = simulated_pool(workspace, alice, [FAST, SLOW])
+    run = start_run(pool, alice)
+    _wait_for_m1_done_while_m2_streams(run)
+    live_stack.worker.kill()
+    worker = live_stack.start_worker("resume-default")  # default visibility timeout
+    reaped = []
+    deadline = time.monotonic() + 60
+    while not run.is_terminal:  # what Celery beat does every REAPER_EVERY_S
+        assert time.monotonic() < deadline, f"run still {run.status}"
+        reaped += runs_reap().resumed
+        time.sleep(0.5)
+        run.refresh_from_db()
+
+    assert run.status == RunStatus.FINISHED, run.error
+    assert reaped == [str(run.pk)] and (run.resumes, run.attempts) == (1, 2)
+    assert run.calls.filter(candidate="m1").count() == 1, "m1 finished before: not asked again"
+    assert run.candidates.get(member="m2").status == CandidateStatus.DONE
+    assert "runs.execute" in worker.log()
+
+    # The killed worker's own delivery comes back at last (here: to a worker that restores
+    # unacknowledged tasks after 1 s): it finds the run finished and does nothing.
+    assert str(run.pk) in _unacknowledged_runs(), "the killed worker's delivery is still due"
+    calls = run.calls.count()
+    worker.stop()
+    late = live_stack.start_worker(
+        "late", CELERY_VISIBILITY_TIMEOUT_S="1", CELERY_RESTORE_INTERVAL_S="1",
+        CELERY_RESTORE_THROTTLE="1",
+    )  # fmt: skip
+    _wait_until(
+        lambda: str(run.pk) not in _unacknowledged_runs() and "succeeded" in late.log(),
+        what="the late delivery to be handled",
+    )
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.calls.count()) == (RunStatus.FINISHED, 2, calls)
+
+
+def _unacknowledged_runs() -> set[str]:
+    """Run ids of the tasks the broker holds as delivered but not acknowledged."""
+    import base64
+
+    import redis
+    from django.conf import settings as django_settings
+
+    client = redis.Redis.from_url(django_settings.REDIS_URL)  # the broker's Redis
+    try:
+        entries = client.hvals("unacked")
+    finally:
+        client.close()
+    runs = set()
+    for entry in entries:
+        message = json.loads(entry)[0]
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        runs.update(str(arg) for arg in args)
+    return runs
+
+
+def test_it_reaps_a_run_whose_worker_died(live_stack: Stack, alice, workspace, settings) -> None:
+    from workbench.runs.services import runs_reap
+
+    settings.FUSION_RESUME_ATTEMPTS = 0  # fail at once rather than resume
     pool = simulated_pool(workspace, alice, [FAST, SLOW])
     run = start_run(pool, alice)
     _wait_until(
@@ -178,7 +252,7 @@ def test_it_reaps_a_run_whose_worker_died(live_stack: Stack, alice, workspace) -
     headers = session_headers(alice, live_stack.url)
     live_stack.worker.kill()
     time.sleep(1.2)
-    assert runs_reap(stale_after_s=1) == [str(run.pk)]
+    assert runs_reap(stale_after_s=1).failed == [str(run.pk)]
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import weakref
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -125,9 +124,7 @@ class HttpProvider(Provider):
         self._client = None if client is None else as_client(client)
         # Without a client given, one per event loop: a client belongs to the loop it was
         # made in, and a provider may outlive a loop (two asyncio.run calls in a row).
-        self._own_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._own_clients: dict[asyncio.AbstractEventLoop, HttpClient] = {}
 
     @property
     def client(self) -> HttpClient:
@@ -141,6 +138,9 @@ class HttpProvider(Provider):
         loop = asyncio.get_running_loop()
         client = self._own_clients.get(loop)
         if client is None:
+            # A loop that ended without aclose() took its connections with it: forget them.
+            for dead in [other for other in self._own_clients if other.is_closed()]:
+                del self._own_clients[dead]
             client = self._own_clients[loop] = make_client()
         return client
 

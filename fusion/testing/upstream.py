@@ -6,7 +6,8 @@
 
 Base URLs: ``{url}/v1`` for OpenAI-compatible, ``{url}`` for Anthropic and Gemini. A model
 without a registered script may carry one in its name (see ``fusion.testing.scripts``); any
-other model gets a deterministic echo. Every request is recorded (unless ``record=False``).
+other model gets a deterministic echo. Every request is recorded (unless ``record=False``),
+and so is every client that went away mid-answer (``disconnects``, with the time).
 From sync code or other processes: ``Upstream().start_in_thread()`` or
 ``python -m fusion.testing.upstream --port 8765`` (scripts then go through ``POST
 /_upstream/script`` or model names). For latency benchmarks prefer the separate process: a
@@ -39,6 +40,15 @@ _OPENAI, _ANTHROPIC, _GEMINI = OpenAIWire(), AnthropicWire(), GeminiWire()
 
 
 @dataclass(frozen=True)
+class Disconnect:
+    """A client that went away while its answer was still being served."""
+
+    model: str
+    peer: str
+    at: float  # time.monotonic() when the server saw the connection close
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     method: str
     path: str
@@ -67,6 +77,7 @@ class Upstream:
         self.models = list(models)
         self.valid_keys = set(valid_keys) if valid_keys is not None else None
         self.requests: list[RecordedRequest] = []
+        self.disconnects: list[Disconnect] = []  # recorded too (unless ``record=False``)
         self._calls: Counter[str] = Counter()
         self._scripts: dict[str, list[Script]] = {}
         # Scripts may be registered from another thread than the server's.
@@ -93,6 +104,7 @@ class Upstream:
             self._scripts.clear()
             self._calls.clear()
             self.requests.clear()
+            self.disconnects.clear()
 
     def calls(self, model: str | None = None) -> int:
         """How many calls ``model`` (or any model, with None) has received."""
@@ -258,8 +270,6 @@ class Upstream:
         self._calls[model] += 1
         if self.record:
             headers = {k.lower(): v for k, v in request.headers.items()}
-            transport = request.transport
-            peer = transport.get_extra_info("peername") if transport is not None else None
             self.requests.append(
                 RecordedRequest(
                     method=request.method,
@@ -269,9 +279,13 @@ class Upstream:
                     body=body,
                     protocol=wire.name,
                     model=model,
-                    peer=f"{peer[0]}:{peer[1]}" if peer else "",
+                    peer=_peer(request),
                 )
             )
+
+    def _gone(self, model: str, peer: str) -> None:
+        if self.record:
+            self.disconnects.append(Disconnect(model, peer, time.monotonic()))
 
     def _refusal(self, wire: Wire, script: Script, key: str | None) -> web.Response | None:
         if self.valid_keys is not None and key not in self.valid_keys:
@@ -293,6 +307,24 @@ class Upstream:
         max_tokens: Any,
     ) -> web.StreamResponse:
         self._note(request, wire, model, body)
+        peer = _peer(request)  # the transport is gone by the time the client is
+        try:
+            return await self._respond(request, wire, model, key, texts, max_tokens, peer)
+        except asyncio.CancelledError:
+            # handler_cancellation: the client closed the connection while we waited.
+            self._gone(model, peer)
+            raise
+
+    async def _respond(
+        self,
+        request: web.Request,
+        wire: Wire,
+        model: str,
+        key: str | None,
+        texts: list[str],
+        max_tokens: Any,
+        peer: str,
+    ) -> web.StreamResponse:
         try:
             script = self._next_script(model)
         except ValueError as exc:
@@ -344,7 +376,7 @@ class Upstream:
             await out.flush()
             await response.write_eof()
         except ConnectionError:
-            pass  # the client went away; nothing left to do
+            self._gone(model, peer)  # the client went away; nothing left to do
         return response
 
     # --- control channel (for other processes) ------------------------------------------------
@@ -463,6 +495,12 @@ def _error(wire: Wire, status: int, message: str, retry_after: str | None = None
     # With status 200 (fail="json_error") the body still describes a server-side failure.
     body = wire.error_body(status if status != 200 else 500, message)
     return web.json_response(body, status=status, headers=headers)
+
+
+def _peer(request: web.Request) -> str:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
 
 
 async def _forever() -> None:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import fusion
@@ -38,3 +42,33 @@ def test_it_never_imports_django_or_the_workbench_from_the_engine():
     }
 
     assert not offenders
+
+
+# Import the package and every module in it, then list what got loaded.
+_IMPORT_ALL = """
+import importlib, json, pkgutil, sys
+import fusion
+names = [m.name for m in pkgutil.walk_packages(fusion.__path__, "fusion.")]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
+"""
+
+
+def test_it_loads_no_django_when_every_module_is_imported():
+    # The static check above misses imports made by dependencies or at run time.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ALL],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(fusion.__file__).parent.parent,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"fusion.engine", "fusion.bench", "fusion.testing.upstream"} <= set(report["modules"])
+    loaded = {name.split(".")[0] for name in report["loaded"]}
+    assert "aiohttp" in loaded  # the walk really imported the HTTP code
+    assert not loaded & set(FORBIDDEN), loaded & set(FORBIDDEN)

@@ -163,6 +163,22 @@ async def test_it_raises_the_error_sent_inside_a_200_stream(upstream, http_clien
     assert "Test OpenAI/flaky" in str(caught.value)
 
 
+async def test_it_fails_a_stream_openrouter_ends_with_finish_reason_error(upstream, http_client):
+    # OpenRouter ends a generation that failed upstream this way, at times with no error object.
+    upstream.script("or", Script(text="half an answer", finish_reason="error"))
+    provider = make("openai", upstream, http_client)
+    items = []
+
+    with pytest.raises(ProviderError) as caught:
+        async for item in provider.stream(ask("or"), KEY):
+            items.append(item)
+
+    assert "".join(i.text for i in items if isinstance(i, TextDelta)) == "half an answer"
+    assert all(isinstance(i, TextDelta) for i in items)  # no StreamEnd: never a success
+    assert "failed mid-stream" in str(caught.value)
+    assert not caught.value.permanent
+
+
 async def test_it_treats_an_in_stream_bad_request_as_permanent(upstream, http_client):
     upstream.script("bad", Script(fail="stream_error", error_status=400))
 

@@ -52,8 +52,7 @@ class World:
     raw_token: str
 
 
-@pytest.fixture
-def world(workspace: Workspace, alice: User, bob: User, vera: User, charlie: User) -> World:
+def build_world(workspace: Workspace, alice: User, bob: User, vera: User, charlie: User) -> World:
     pool = simulated_pool(workspace, alice, ["sim-fast@ttft=0.01,tps=0,tokens=5"])
     run = finished_run(workspace, alice, pool=pool)
     dataset = dataset_create(
@@ -62,7 +61,8 @@ def world(workspace: Workspace, alice: User, bob: User, vera: User, charlie: Use
     experiment = experiment_create(
         workspace=workspace, user=alice, dataset=dataset, choice=ArmChoice(pool=pool)
     )
-    token, raw = token_create(workspace=workspace, user=alice, name="script")
+    # A rate limit no fuzz reaches: a 429 would stop its requests short of the code under test.
+    token, raw = token_create(workspace=workspace, user=alice, name="script", rate_per_minute=10**6)
     return World(
         workspace=workspace,
         alice=alice,
@@ -80,3 +80,8 @@ def world(workspace: Workspace, alice: User, bob: User, vera: User, charlie: Use
         token=token,
         raw_token=raw,
     )
+
+
+@pytest.fixture
+def world(workspace: Workspace, alice: User, bob: User, vera: User, charlie: User) -> World:
+    return build_world(workspace, alice, bob, vera, charlie)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
+from pydantic import ValidationInfo, field_validator
 
 from workbench.accounts.models import Role
 from workbench.api.access import api_membership, api_user
@@ -85,6 +86,19 @@ class PoolPatch(Schema):
     budget_usd: Decimal | None = None
     members: list[MemberIn] | None = Field(None, max_length=MAX_MEMBERS * 4)
     judge: JudgeIn | None = None
+
+    # None here means "not given"; a null sent for a field the pool must have is refused by
+    # name (422), not copied into the pool. ``quorum``, ``deadline_s``, ``budget_usd`` and
+    # ``judge`` may be null: that clears them.
+    @field_validator(
+        "name", "slug", "description", "mode", "rounds", "debate_judge", "system_prompt",
+        "members", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _given_not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it.")
+        return value
 
 
 class EstimateLineOut(Schema):

@@ -115,6 +115,8 @@ function roundBox(round) {
 }
 
 function memberPosition(member) {
+  // Blind mode gives each person an order of their own (live.order: member -> position).
+  if (live.order && member in live.order) return live.order[member];
   const match = /^m(\d+)$/.exec(member || "");
   return match ? Number(match[1]) - 1 : 999;
 }
@@ -173,12 +175,15 @@ function showView(col, view) {
 }
 
 function setMeta(col, data) {
+  // Blind mode (live.blind): the server gave each member an alias; no model name or
+  // credential label from the events is shown until the person has judged.
   if (data.model) {
     const model = field(col.el, "model");
-    model.textContent = live.labels[col.el.dataset.member] || data.model;
-    model.title = data.model;
+    const alias = live.labels[col.el.dataset.member];
+    model.textContent = alias || (live.blind ? "Answer" : data.model);
+    model.title = live.blind ? model.textContent : data.model;
   }
-  if (data.provider) {
+  if (data.provider && !live.blind) {
     const info = providerInfo(data.provider);
     field(col.el, "provider").textContent = info.label;
     field(col.el, "simulated").hidden = info.kind !== "simulated";

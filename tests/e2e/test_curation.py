@@ -131,3 +131,50 @@ def test_it_lets_people_pick_annotate_and_share(
         alice_page.goto(f"{live_stack.url}/w/{workspace.slug}/{path}")
         expect(alice_page.locator("h1")).to_be_visible()
         screenshot(alice_page, name)
+
+
+def test_it_hides_model_names_until_the_person_picks_in_blind_mode(
+    live_stack: Stack,
+    people: tuple[User, User, Workspace],
+    new_page: Callable[[], Page],
+    screenshot: Callable[[Page, str], None],
+) -> None:
+    alice, bob, workspace = people
+    workspace.blind_mode = True
+    workspace.save()
+    models = ("sim-fast", "sim-balanced", "sim-slow")
+    run = finished_run(
+        workspace,
+        alice,
+        models=models,
+        texts={
+            "m1": "Copies close by.",
+            "m2": "Results kept for later.",
+            "m3": "Memory for speed.",
+        },
+    )
+    credential = next(iter(run.config["providers"].values()))["label"]
+    page = logged_in(new_page(), live_stack, bob)
+    page.goto(f"{live_stack.url}/w/{workspace.slug}/runs/{run.pk}/")
+    # Wait for the live script to have applied the websocket's snapshot: it must not bring
+    # the names back.
+    expect(page.locator("#run-conn")).to_have_attribute("data-state", "ended")
+    expect(page.locator("#run")).to_have_attribute("data-snapshots", "1")
+    text = page.locator("body").inner_text()
+    for name in (*models, "sim-judge", credential):
+        assert name not in text, f"{name} shows before the pick"
+    titles = page.locator("[data-field=model]").evaluate_all("els => els.map(e => e.title)")
+    assert sorted(titles) == ["Answer 1", "Answer 2", "Answer 3"]
+    screenshot(page, "blind-run-before-pick")
+
+    form = page.get_by_test_id("judgment-form")
+    first = page.locator("article.cand").first.get_attribute("data-member")
+    form.get_by_test_id(f"pick-{first}").check()
+    form.get_by_test_id("save-judgment").click()
+    # The pick reloads the page with the names back, in the same order.
+    expect(page.get_by_test_id("blind-note")).to_have_count(0)
+    expect(page.locator("article.cand").first).to_have_attribute("data-member", first)
+    expect(page.get_by_test_id("verdict")).to_contain_text("sim-balanced")
+    text = page.locator("body").inner_text()
+    assert all(name in text for name in models)
+    screenshot(page, "blind-run-after-pick")

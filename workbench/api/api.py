@@ -6,6 +6,7 @@ from ninja import NinjaAPI
 
 from workbench.api.auth import api_auth
 from workbench.api.errors import register_error_handlers
+from workbench.curation.api import router as curation_router
 from workbench.experiments.api import router as experiments_router
 from workbench.keys.api import router as keys_router
 from workbench.pools.api import router as pools_router
@@ -26,3 +27,4 @@ api.add_router("/", keys_router)
 api.add_router("/", pools_router)
 api.add_router("/", runs_router)
 api.add_router("/", experiments_router)
+api.add_router("/", curation_router)

@@ -10,8 +10,13 @@ from django.db.models import Prefetch, QuerySet
 
 from workbench.accounts.models import User, Workspace
 from workbench.curation import stats
-from workbench.curation.models import Choice, Judgment
-from workbench.curation.selectors import JUDGEABLE, consensus_of, judge_model_of
+from workbench.curation.models import DECIDED, Choice, Judgment
+from workbench.curation.selectors import (
+    JUDGEABLE,
+    consensus_of,
+    final_candidates,
+    judge_model_of,
+)
 from workbench.runs.models import Candidate, CandidateStatus, Run
 
 LOW_CONFIDENCE = 0.6
@@ -23,6 +28,8 @@ QUEUE_SCAN = 500
 
 
 def _judged_runs(workspace: Workspace, tag: str = "") -> QuerySet[Run]:
+    """Runs at least one person judged (a pick, a tie or "none"), with what the arithmetic
+    reads prefetched."""
     runs = Run.objects.filter(workspace=workspace, status__in=JUDGEABLE, judgments__isnull=False)
     if tag:
         runs = runs.filter(tags__name=tag)
@@ -30,17 +37,13 @@ def _judged_runs(workspace: Workspace, tag: str = "") -> QuerySet[Run]:
         runs.distinct()
         .select_related("pool")
         .prefetch_related(
-            Prefetch("judgments", queryset=Judgment.objects.order_by("created_at")),
-            Prefetch("candidates", queryset=Candidate.objects.order_by("round", "position")),
+            Prefetch(
+                "judgments",
+                queryset=Judgment.objects.filter(choice__in=DECIDED).order_by("created_at"),
+            ),
+            Prefetch("candidates", queryset=Candidate.objects.all()),
         )
     )
-
-
-def _final(run: Run) -> list[Candidate]:
-    last: dict[str, Candidate] = {}
-    for candidate in run.candidates.all():  # prefetched, ordered by round
-        last[candidate.member] = candidate
-    return sorted(last.values(), key=lambda c: (c.position, c.member))
 
 
 # --- judge reliability ---------------------------------------------------------------------------
@@ -77,7 +80,7 @@ def judge_agreement(workspace: Workspace) -> Reliability:
     everything: list[tuple[int, int]] = []
     excluded = 0
     for run in _judged_runs(workspace).exclude(winner=""):
-        positions = {c.member: c.position for c in _final(run)}
+        positions = {c.member: c.position for c in final_candidates(run)}
         people = consensus_of(list(run.judgments.all())).label
         if run.winner not in positions or people not in positions:
             excluded += 1
@@ -107,6 +110,10 @@ def judgment_comparisons(judgment: Judgment, candidates: list[Candidate]) -> lis
 
     A full ranking states every pair; without one, a pick beats each other answer and a tie
     ties them all. "None is good" and a pick of the fused answer say nothing between models.
+
+    Seats, not models, are compared: with self-fusion the same model holds several seats, and
+    a pair of its own seats says nothing about it, so that pair is dropped; each seat's pairs
+    with other models count. Seats X > Y > X' give X one win and one loss against Y.
     """
     done = [c for c in candidates if c.status == CandidateStatus.DONE]
     found: list[stats.Comparison] = []
@@ -128,15 +135,39 @@ def judgment_comparisons(judgment: Judgment, candidates: list[Candidate]) -> lis
     return [c for c in found if c[0] != c[1]]
 
 
+def answer_outcome(run: Run, candidates: list[Candidate]) -> stats.AnswerOutcome | None:
+    """Which models answered the run and which of them (if any) people chose.
+
+    A model counts once per run however many seats it had (self-fusion), and won when the
+    people's consensus is one of its seats. A run where a single model gave every answer is
+    left out: its model could not have lost. Ties, "none is good", the fused answer and a
+    split are judged runs that no model's answer won.
+    """
+    done = [c for c in candidates if c.status == CandidateStatus.DONE]
+    models = frozenset(c.model for c in done)
+    judgments = list(run.judgments.all())
+    if len(models) < 2 or not judgments:
+        return None
+    people = consensus_of(judgments).label
+    winner = next((c.model for c in done if c.member == people), None)
+    return models, winner
+
+
 def leaderboard_of(workspace: Workspace, *, tag: str = "") -> list[stats.Standing]:
+    """Standings from people's preferences: Bradley-Terry from each judgment's pairwise
+    comparisons, and how often each model's answer was the one people chose."""
     groups: list[list[stats.Comparison]] = []
+    outcomes: list[stats.AnswerOutcome] = []
     for run in _judged_runs(workspace, tag):
-        candidates = _final(run)
+        candidates = final_candidates(run)
+        outcome = answer_outcome(run, candidates)
+        if outcome is not None:
+            outcomes.append(outcome)
         for judgment in run.judgments.all():
             comparisons = judgment_comparisons(judgment, candidates)
             if comparisons:
                 groups.append(comparisons)
-    return stats.leaderboard(groups, rounds=200, seed=0)
+    return stats.leaderboard(groups, rounds=200, seed=0, answers=outcomes)
 
 
 # --- review queue ---------------------------------------------------------------------------
@@ -169,9 +200,10 @@ class QueueItem:
 
 def review_queue(workspace: Workspace, user: User) -> list[QueueItem]:
     """Runs that need a person, which this user has not judged yet, newest first."""
+    decided = Judgment.objects.filter(user=user, choice__in=DECIDED).values("run_id")
     runs: Iterable[Run] = (
         Run.objects.filter(workspace=workspace, status__in=JUDGEABLE)
-        .exclude(judgments__user=user)
+        .exclude(pk__in=decided)
         .prefetch_related("review_flags")
         .order_by("-created_at")[:QUEUE_SCAN]
     )

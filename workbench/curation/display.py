@@ -8,10 +8,11 @@ from typing import Any
 from workbench.accounts.models import Membership, User
 from workbench.curation import selectors
 from workbench.curation.analysis import is_flagged, review_reasons
+from workbench.curation.blind import blinding_of
 from workbench.curation.forms import CommentForm, ShareForm
 from workbench.curation.models import FUSED, Choice, Judgment
 from workbench.lib.markdown import render_markdown
-from workbench.runs.models import Candidate, Run
+from workbench.runs.models import Run
 
 
 @dataclass
@@ -34,8 +35,18 @@ class PersonPick:
     ratings: list[tuple[str, int]] = field(default_factory=list)
 
 
+@dataclass
+class Gold:
+    """One person's gold answer, as teammates read it and start their own from it."""
+
+    judgment: Judgment
+    key: str  # what the "start from" button names: "gold-<judgment id>"
+    exported: bool  # the one exports use (selectors.gold_of)
+    mine: bool
+
+
 def outcome_text(label: str | None, names: dict[str, str]) -> str:
-    if label is None:
+    if not label:
         return ""
     if label == Choice.TIE:
         return "Tie"
@@ -44,15 +55,6 @@ def outcome_text(label: str | None, names: dict[str, str]) -> str:
     if label == FUSED:
         return "The fused answer"
     return names.get(label, label)
-
-
-def hidden_names(run: Run, user: User, mine: Judgment | None) -> bool:
-    """Blind mode hides which model wrote what until the person has judged."""
-    return selectors.is_blind(run) and mine is None
-
-
-def ordered_candidates(run: Run, user: User, candidates: list[Candidate]) -> list[Candidate]:
-    return selectors.blind_order(run, user, candidates) if selectors.is_blind(run) else candidates
 
 
 def panel_context(run: Run, user: User, membership: Membership) -> dict[str, Any]:
@@ -66,11 +68,13 @@ def panel_context(run: Run, user: User, membership: Membership) -> dict[str, Any
     if not run.is_terminal:
         return context
     mine = selectors.judgment_of(run, user)
-    blind = hidden_names(run, user, mine)
-    candidates = ordered_candidates(run, user, selectors.final_candidates(run))
-    letters = {c.member: chr(ord("A") + i) for i, c in enumerate(candidates)}
+    blinding = blinding_of(run, user)
+    blind = blinding.hidden
+    by_member = {c.member: c for c in selectors.final_candidates(run)}
+    candidates = [by_member[m] for m in blinding.order]
+    letters = {m: blinding.letter(m) for m in blinding.order}
     names = {
-        c.member: f"Answer {letters[c.member]}" if blind else selectors.member_label(run, c)
+        c.member: blinding.alias(c.member) if blind else selectors.member_label(run, c)
         for c in candidates
     }
     options = [
@@ -90,10 +94,15 @@ def panel_context(run: Run, user: User, membership: Membership) -> dict[str, Any
     people = [
         PersonPick(
             judgment=j,
-            outcome=outcome_text(j.label, names),
+            outcome=outcome_text(j.label, names) or "not decided yet",
             ratings=[(names.get(m, m), r) for m, r in (j.ratings or {}).items()],
         )
         for j in judgments
+    ]
+    golds = selectors.golds_of(judgments)
+    gold_answers = [
+        Gold(judgment=j, key=f"gold-{j.pk}", exported=i == 0, mine=j.user_id == user.pk)
+        for i, j in enumerate(golds)
     ]
     verdict = run.verdict or {}
     judge_winner = verdict.get("winner") or run.winner or None
@@ -103,7 +112,9 @@ def panel_context(run: Run, user: User, membership: Membership) -> dict[str, Any
             "mine": mine,
             "mine_pick": (mine.label if mine else ""),
             "blind": blind,
-            "blind_mode": selectors.is_blind(run),
+            "blind_mode": blinding.on,
+            "gold_answers": gold_answers,
+            "others_gold": [g for g in gold_answers if not g.mine],
             "options": options,
             "rank_choices": range(1, len(options) + 1),
             "fused_text": fused,
@@ -163,7 +174,11 @@ def share_context(run: Run, show_costs: bool) -> dict[str, Any]:
         "judge_model": selectors.judge_model_of(run),
         "judge_winner": outcome_text(verdict.get("winner") or run.winner or None, names),
         "synthesis_html": render_markdown(synthesis) if synthesis else "",
-        "people": [PersonPick(judgment=j, outcome=outcome_text(j.label, names)) for j in judgments],
+        "people": [
+            PersonPick(judgment=j, outcome=outcome_text(j.label, names))
+            for j in judgments
+            if j.decided
+        ],
         "consensus_text": outcome_text(consensus.label, names),
         "consensus": consensus,
         "show_costs": show_costs,

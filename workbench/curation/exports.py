@@ -3,6 +3,11 @@
 Each format is a generator of lines over ``QuerySet.iterator()``, so an export of any size
 streams in constant memory. Nothing about keys or credentials is ever written: only prompts,
 answer texts, model names and people's judgments.
+
+The answer a run contributes ("chosen") is its gold answer when anyone wrote one — the one
+whose text changed last, when several people did (``selectors.gold_of`` says why) — and
+otherwise the answer most people picked (their consensus; a split, a tie or "none is good"
+gives no answer and the run is skipped in the JSONL formats).
 """
 
 from __future__ import annotations
@@ -12,21 +17,24 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from workbench.accounts.models import Workspace
-from workbench.curation.models import Judgment
+from workbench.curation.models import DECIDED, Choice, Judgment
 from workbench.curation.selectors import (
     JUDGEABLE,
     consensus_of,
+    final_candidates,
     gold_of,
     judge_model_of,
     text_for_label,
 )
+from workbench.runs.history import created_between
 from workbench.runs.models import Candidate, CandidateStatus, Run
 
 FORMATS = {
@@ -61,26 +69,19 @@ class ExportFilters:
     curated_only: bool = True  # only runs with a human pick or a gold answer
 
 
-def _day_start(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
-
-
 def export_runs(workspace: Workspace, filters: ExportFilters) -> QuerySet[Run]:
     runs = Run.objects.filter(workspace=workspace, status__in=JUDGEABLE)
     if filters.pool:
         runs = runs.filter(pool_id=filters.pool)
     if filters.tag:
         runs = runs.filter(tags__name=filters.tag)
-    if filters.date_from:
-        runs = runs.filter(created_at__gte=_day_start(filters.date_from))
-    if filters.date_to:
-        runs = runs.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1)))
+    runs = created_between(runs, filters.date_from, filters.date_to)
     if filters.curated_only:
-        curated = Judgment.objects.filter(Q(choice="pick") | ~Q(gold_answer=""))
+        curated = Judgment.objects.filter(Q(choice=Choice.PICK) | ~Q(gold_answer=""))
         runs = runs.filter(pk__in=curated.values("run_id"))
     return runs.order_by("created_at", "id").prefetch_related(
         Prefetch("judgments", queryset=Judgment.objects.order_by("created_at")),
-        Prefetch("candidates", queryset=Candidate.objects.order_by("round", "position")),
+        Prefetch("candidates", queryset=Candidate.objects.all()),
         "tags",
     )
 
@@ -101,12 +102,10 @@ class Curated:
 
 
 def _curated(run: Run) -> Curated:
-    last: dict[str, Candidate] = {}
-    for candidate in run.candidates.all():
-        last[candidate.member] = candidate
-    candidates = sorted(last.values(), key=lambda c: (c.position, c.member))
+    candidates = final_candidates(run)
     judgments = list(run.judgments.all())
-    people = consensus_of(judgments).label
+    # Gold answers come from anyone (gold_of); the people's pick only from decided judgments.
+    people = consensus_of([j for j in judgments if j.choice in DECIDED]).label
     gold = gold_of(judgments)
     picked = text_for_label(run, people, candidates)
     member = people if any(c.member == people for c in candidates) else None
@@ -135,7 +134,12 @@ def chat_lines(runs: QuerySet[Run]) -> Iterator[str]:
 
 
 def pair_lines(runs: QuerySet[Run]) -> Iterator[str]:
-    """One pair per other successful answer: (chosen, that answer)."""
+    """One pair per other successful answer: (chosen, that answer).
+
+    ``prompt``, ``chosen`` and ``rejected`` as DPO trainers read them, and ``system``, the
+    run's system prompt ("" when it had none): on every line, so that loaders which infer one
+    schema for the whole file (``datasets``, pandas) see the same columns throughout.
+    """
     for item in _items(runs):
         if not item.chosen:
             continue
@@ -145,7 +149,12 @@ def pair_lines(runs: QuerySet[Run]) -> Iterator[str]:
             if candidate.member == item.chosen_member or candidate.text == item.chosen:
                 continue
             yield _json_line(
-                {"prompt": item.run.prompt, "chosen": item.chosen, "rejected": candidate.text}
+                {
+                    "system": item.run.system_prompt,
+                    "prompt": item.run.prompt,
+                    "chosen": item.chosen,
+                    "rejected": candidate.text,
+                }
             )
 
 
@@ -186,3 +195,14 @@ def csv_lines(runs: QuerySet[Run]) -> Iterator[str]:
 
 def export_lines(runs: QuerySet[Run], kind: str) -> Iterator[str]:
     return {"chat": chat_lines, "pairs": pair_lines, "csv": csv_lines}[kind](runs)
+
+
+def export_response(runs: QuerySet[Run], kind: str, slug: str) -> StreamingHttpResponse:
+    """The export as a streamed download (the export page and the API both answer this)."""
+    extension, content_type = FORMATS[kind]
+    response = StreamingHttpResponse(
+        export_lines(runs, kind), content_type=f"{content_type}; charset=utf-8"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{kind}-{stamp}.{extension}"'
+    return response

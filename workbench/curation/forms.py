@@ -17,14 +17,15 @@ EXPIRY_CHOICES = [("", "Never"), ("1", "1 day"), ("7", "7 days"), ("30", "30 day
 
 def judgment_input(data: QueryDict, members: list[str]) -> dict[str, Any]:
     """The judgment form's fields as ``judgment_save`` takes them; per-answer numbers come as
-    ``rank_<member>`` and ``rating_<member>``."""
+    ``rank_<member>`` and ``rating_<member>``. A form without a gold answer field keeps the
+    gold answer (None)."""
     return {
         "choice": data.get("choice", ""),
         "winner": data.get("winner", ""),
         "ranking": {m: data.get(f"rank_{m}", "") for m in members},
         "ratings": {m: data.get(f"rating_{m}", "") for m in members},
         "rationale": data.get("rationale", ""),
-        "gold_answer": data.get("gold_answer", ""),
+        "gold_answer": data.get("gold_answer"),
     }
 
 

@@ -22,6 +22,13 @@ class Choice(models.TextChoices):
     NONE = "none", "None is good"
 
 
+# A judgment with no choice yet: the person wrote a gold answer, a rationale or ratings but has
+# not said which answer is best. It counts for nothing that needs a verdict (consensus,
+# agreement, blind mode's reveal).
+UNDECIDED = ""
+DECIDED = (Choice.PICK, Choice.TIE, Choice.NONE)
+
+
 class Judgment(models.Model):
     """One person's judgment of one run; edited in place, never duplicated."""
 
@@ -29,12 +36,15 @@ class Judgment(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments"
     )
-    choice = models.CharField(max_length=8, choices=Choice.choices, default=Choice.PICK)
+    choice = models.CharField(max_length=8, choices=Choice.choices, blank=True, default=UNDECIDED)
     winner = models.CharField(max_length=20, blank=True)  # a member id ("m2") or FUSED
     ranking = models.JSONField(default=dict, blank=True)  # member -> rank (1 = best)
     ratings = models.JSONField(default=dict, blank=True)  # member -> 1..5
     rationale = models.TextField(blank=True)
     gold_answer = models.TextField(blank=True)
+    # When the gold text itself last changed (not the pick or the rationale): what makes "the
+    # most recent gold answer" of a run a stable choice (selectors.gold_of).
+    gold_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -49,8 +59,12 @@ class Judgment(models.Model):
 
     @property
     def label(self) -> str:
-        """The categorical outcome: a member id, "fused", "tie" or "none"."""
+        """The categorical outcome: a member id, "fused", "tie", "none", or "" (undecided)."""
         return self.winner if self.choice == Choice.PICK else self.choice
+
+    @property
+    def decided(self) -> bool:
+        return self.choice in DECIDED
 
 
 class RunTag(models.Model):

@@ -6,15 +6,25 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from django.http import Http404
 
 from workbench.accounts.models import Role, User, Workspace
-from workbench.curation.models import FUSED, Choice, Comment, Judgment, RunTag, ShareLink
+from workbench.curation.models import (
+    DECIDED,
+    FUSED,
+    Choice,
+    Comment,
+    Judgment,
+    RunTag,
+    ShareLink,
+)
 from workbench.runs.engine_bridge import spec_dict_of
 from workbench.runs.models import TERMINAL_STATUSES, Candidate, CandidateStatus, Run, RunStatus
+
+T = TypeVar("T")
 
 # Runs people can judge: the candidates stand (the judge may have failed).
 JUDGEABLE = (RunStatus.FINISHED, RunStatus.FINISHED_WITHOUT_VERDICT)
@@ -25,9 +35,13 @@ def is_judgeable(run: Run) -> bool:
 
 
 def final_candidates(run: Run) -> list[Candidate]:
-    """Each member's last answer (a debate's last round), in pool order: what is judged."""
+    """Each member's last answer (a debate's last round), in pool order: what is judged.
+
+    Reads ``run.candidates.all()``, so a caller that prefetched the candidates (analysis,
+    exports) costs no query here.
+    """
     last: dict[str, Candidate] = {}
-    for candidate in run.candidates.order_by("round", "position", "member"):
+    for candidate in sorted(run.candidates.all(), key=lambda c: (c.round, c.position, c.member)):
         last[candidate.member] = candidate
     return sorted(last.values(), key=lambda c: (c.position, c.member))
 
@@ -53,16 +67,21 @@ def fused_text_of(run: Run) -> str:
     return str(synthesis or (run.fused_text if run.mode != "best_of" else ""))
 
 
-def blind_order(run: Run, user: User, candidates: list[Candidate]) -> list[Candidate]:
-    """The candidates shuffled the same way every time for this person and run, and
-    differently for the next person, so position bias does not add up across a team."""
-    shuffled = list(candidates)
+def blind_order(run: Run, user: User, items: list[T]) -> list[T]:
+    """The answers (candidates or member ids, in pool order) shuffled the same way every time
+    for this person and run, and differently for the next person, so position bias does not
+    add up across a team."""
+    shuffled = list(items)
     random.Random(f"{user.pk}:{run.pk}").shuffle(shuffled)
     return shuffled
 
 
 def is_blind(run: Run) -> bool:
-    return bool(run.workspace.blind_mode)
+    """Blind mode is on for the run's workspace or for its pool (the pool adds to the
+    workspace, it cannot turn a blind workspace's runs back on). A run whose pool was deleted
+    follows its workspace."""
+    pool = run.pool
+    return bool(run.workspace.blind_mode or (pool is not None and pool.blind_mode))
 
 
 # --- judgments -------------------------------------------------------------------------------
@@ -74,6 +93,20 @@ def judgments_of(run: Run) -> QuerySet[Judgment]:
 
 def judgment_of(run: Run, user: User) -> Judgment | None:
     return run.judgments.filter(user=user).first()
+
+
+def has_decided(run: Run, user: User) -> bool:
+    """Whether the person said which answer is best (a pick, a tie or "none is good"); a
+    gold answer or ratings alone do not count."""
+    return run.judgments.filter(user=user, choice__in=DECIDED).exists()
+
+
+def runs_decided_by(user: User, run_ids: list[Any]) -> set[Any]:
+    return set(
+        Judgment.objects.filter(user=user, run_id__in=run_ids, choice__in=DECIDED).values_list(
+            "run_id", flat=True
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -111,10 +144,27 @@ def text_for_label(run: Run, label: str | None, candidates: list[Candidate]) -> 
     return found.text if found else ""
 
 
-def gold_of(judgments: list[Judgment]) -> str:
-    """The gold answer most recently written by anyone."""
+def gold_sort_key(judgment: Judgment) -> tuple[Any, int]:
+    return (judgment.gold_updated_at or judgment.updated_at, judgment.pk or 0)
+
+
+def golds_of(judgments: list[Judgment] | QuerySet[Judgment]) -> list[Judgment]:
+    """The judgments that carry a gold answer, the one exports use first (``gold_of``)."""
     written = [j for j in judgments if j.gold_answer.strip()]
-    return max(written, key=lambda j: j.updated_at).gold_answer if written else ""
+    return sorted(written, key=gold_sort_key, reverse=True)
+
+
+def gold_of(judgments: list[Judgment] | QuerySet[Judgment]) -> str:
+    """The run's gold answer: the one whose text was changed most recently, by anyone.
+
+    Not a consensus: gold answers are free text and two people rarely write the same one.
+    The newest wins because a gold answer is refined, not voted on: teammates start theirs
+    from the last one and improve it. The time is that of the gold text itself
+    (``gold_updated_at``), so editing a pick or a rationale later does not change which gold
+    answer a run exports; equal times fall to the later judgment (its id).
+    """
+    written = golds_of(judgments)
+    return written[0].gold_answer if written else ""
 
 
 # --- comments, tags, links ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.utils import timezone
 from workbench.accounts.models import User, Workspace
 from workbench.curation.models import (
     FUSED,
+    UNDECIDED,
     Choice,
     Comment,
     Judgment,
@@ -53,6 +54,25 @@ def _clean_numbers(
     return cleaned
 
 
+def _clean_text(value: str | None, *, limit: int = MAX_TEXT, field: str = "") -> str:
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise ServiceError(f"That text is too long (at most {limit:,} characters).", field=field)
+    if "\x00" in text:
+        # PostgreSQL cannot store it, and no person types it.
+        raise ServiceError("That text holds a NUL character.", field=field)
+    return text
+
+
+def _set_gold(judgment: Judgment, gold_answer: str | None) -> None:
+    if gold_answer is None:
+        return
+    text = _clean_text(gold_answer, field="gold_answer")
+    if text != judgment.gold_answer:
+        judgment.gold_answer = text
+        judgment.gold_updated_at = timezone.now() if text else None
+
+
 @transaction.atomic
 def judgment_save(
     *,
@@ -63,12 +83,17 @@ def judgment_save(
     ranking: dict[str, Any] | None = None,
     ratings: dict[str, Any] | None = None,
     rationale: str = "",
-    gold_answer: str = "",
+    gold_answer: str | None = None,
 ) -> Judgment:
-    """Create or replace the user's judgment of the run."""
+    """Create or replace the user's judgment of the run.
+
+    ``choice`` may be left empty (``UNDECIDED``): ratings, a rationale or a gold answer can be
+    saved before, or without, saying which answer is best. ``gold_answer=None`` keeps the gold
+    answer as it is.
+    """
     if not is_judgeable(run):
         raise ServiceError("Only a finished run with answers can be judged.", code="not_judgeable")
-    if choice not in Choice.values:
+    if choice not in (*Choice.values, UNDECIDED):
         raise ServiceError("Choose a winner, a tie, or none.", field="choice")
     members = {c.member for c in final_candidates(run)}
     winner = (winner or "").strip()
@@ -80,15 +105,26 @@ def judgment_save(
         winner = ""
     ranking_clean = _clean_numbers(ranking, members, 1, max(len(members), 1), "rank")
     ratings_clean = _clean_numbers(ratings, members, 1, 5, "rating")
-    if len(rationale) > MAX_TEXT or len(gold_answer) > MAX_TEXT:
-        raise ServiceError("That text is too long.", code="too_long")
+    rationale = _clean_text(rationale, field="rationale")
     judgment, _ = Judgment.objects.select_for_update().get_or_create(run=run, user=user)
     judgment.choice = choice
     judgment.winner = winner
     judgment.ranking = ranking_clean
     judgment.ratings = ratings_clean
-    judgment.rationale = rationale.strip()
-    judgment.gold_answer = gold_answer.strip()
+    judgment.rationale = rationale
+    _set_gold(judgment, gold_answer)
+    judgment.save()
+    return judgment
+
+
+@transaction.atomic
+def gold_answer_save(*, run: Run, user: User, text: str) -> Judgment:
+    """Write (or clear, with "") the user's gold answer, leaving the rest of their judgment
+    alone: no pick is needed for it."""
+    if not is_judgeable(run):
+        raise ServiceError("Only a finished run with answers can be judged.", code="not_judgeable")
+    judgment, _ = Judgment.objects.select_for_update().get_or_create(run=run, user=user)
+    _set_gold(judgment, text)
     judgment.save()
     return judgment
 
@@ -125,11 +161,9 @@ def run_tags_set(*, run: Run, user: User, names: str | list[str]) -> list[str]:
 
 @transaction.atomic
 def comment_create(*, run: Run, user: User, body: str, parent: Comment | None = None) -> Comment:
-    body = (body or "").strip()
+    body = _clean_text(body, limit=MAX_COMMENT, field="body")
     if not body:
         raise ServiceError("Write something first.", field="body")
-    if len(body) > MAX_COMMENT:
-        raise ServiceError(f"A comment holds at most {MAX_COMMENT:,} characters.", field="body")
     if parent is not None:
         if parent.run_id != run.pk:
             raise ServiceError("That comment is on another run.", field="parent")
@@ -173,6 +207,53 @@ def share_link_revoke(*, link: ShareLink, user: User) -> ShareLink:
     return link
 
 
+# What a copy keeps, by name. An allow-list on purpose: a field added to Run or Candidate later
+# (worker bookkeeping, anything naming a key) stays behind until someone decides it belongs
+# in a copy. Relations are set by run_copy itself: they point into the source workspace.
+RUN_COPIED = (
+    "mode",
+    "prompt",
+    "system_prompt",
+    "source",
+    "status",
+    "error",
+    "judge_parts",
+    "verdict",
+    "winner",
+    "fused_text",
+    "total_cost",
+    "cost_unpriced",
+    "input_tokens",
+    "output_tokens",
+    "wall_ms",
+    "last_seq",
+    "started_at",
+    "finished_at",
+)
+CANDIDATE_COPIED = (
+    "member",
+    "round",
+    "position",
+    "provider_kind",
+    "model",
+    "status",
+    "text",
+    "error",
+    "permanent",
+    "finish_reason",
+    "input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "cost",
+    "ttft_ms",
+    "latency_ms",
+)
+
+
+def _fields(instance: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in names}
+
+
 @transaction.atomic
 def run_copy(*, run: Run, user: User, target: Workspace) -> Run:
     """A copy of an ended run in another workspace: prompt, answers, verdict and tags.
@@ -197,47 +278,11 @@ def run_copy(*, run: Run, user: User, target: Workspace) -> Run:
         pool=None,
         pool_name=run.pool_name or "Copied run",
         config=config,
-        mode=run.mode,
-        prompt=run.prompt,
-        system_prompt=run.system_prompt,
-        source=run.source,
-        status=run.status,
-        error=run.error,
-        judge_parts=run.judge_parts,
-        verdict=run.verdict,
-        winner=run.winner,
-        fused_text=run.fused_text,
-        total_cost=run.total_cost,
-        cost_unpriced=run.cost_unpriced,
-        input_tokens=run.input_tokens,
-        output_tokens=run.output_tokens,
-        wall_ms=run.wall_ms,
-        last_seq=run.last_seq,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
+        **_fields(run, RUN_COPIED),
     )
     Candidate.objects.bulk_create(
         [
-            Candidate(
-                run=copy,
-                member=c.member,
-                round=c.round,
-                position=c.position,
-                provider="copied",
-                provider_kind=c.provider_kind,
-                model=c.model,
-                status=c.status,
-                text=c.text,
-                error=c.error,
-                permanent=c.permanent,
-                finish_reason=c.finish_reason,
-                input_tokens=c.input_tokens,
-                output_tokens=c.output_tokens,
-                tokens_estimated=c.tokens_estimated,
-                cost=c.cost,
-                ttft_ms=c.ttft_ms,
-                latency_ms=c.latency_ms,
-            )
+            Candidate(run=copy, provider="copied", **_fields(c, CANDIDATE_COPIED))
             for c in run.candidates.all()
         ]
     )

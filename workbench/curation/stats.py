@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
@@ -116,6 +116,22 @@ def bradley_terry(
     return strength
 
 
+# One judged run for "how often each model's answer won": the models that answered it and
+# the model whose answer people chose (None: a tie, "none is good", the fused answer, a split).
+AnswerOutcome = tuple[frozenset[str], str | None]
+
+
+def answer_wins(outcomes: Iterable[AnswerOutcome]) -> dict[str, tuple[int, int]]:
+    """model -> (runs its answer won, judged runs it answered in)."""
+    tally: dict[str, list[int]] = {}
+    for models, winner in outcomes:
+        for model in models:
+            counts = tally.setdefault(model, [0, 0])
+            counts[1] += 1
+            counts[0] += model == winner
+    return {model: (won, judged) for model, (won, judged) in tally.items()}
+
+
 @dataclass(frozen=True)
 class Standing:
     name: str
@@ -125,6 +141,13 @@ class Standing:
     wins: float
     losses: float
     ties: float
+    runs_won: int = 0  # judged runs where this model's answer was the people's winner
+    runs_judged: int = 0  # judged runs this model answered in
+
+    @property
+    def answer_win_rate(self) -> float | None:
+        """Share of the judged runs it answered in where people chose its answer."""
+        return self.runs_won / self.runs_judged if self.runs_judged else None
 
     @property
     def games(self) -> float:
@@ -146,12 +169,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def leaderboard(
-    groups: Sequence[Sequence[Comparison]], *, rounds: int = 200, seed: int = 0
+    groups: Sequence[Sequence[Comparison]],
+    *,
+    rounds: int = 200,
+    seed: int = 0,
+    answers: Iterable[AnswerOutcome] = (),
 ) -> list[Standing]:
     """Bradley-Terry standings with bootstrap 95% intervals, best first.
 
     ``groups`` holds each judgment's comparisons: the bootstrap resamples whole judgments, since
-    the comparisons one person made on one run are not independent of each other.
+    the comparisons one person made on one run are not independent of each other. ``answers``
+    adds each model's share of judged runs won (``answer_wins``) to the models ranked.
     """
     flat = [c for group in groups for c in group]
     scores = bradley_terry(flat)
@@ -176,6 +204,7 @@ def leaderboard(
             winner, loser = (a, b) if outcome == 1.0 else (b, a)
             tally[winner][0] += 1
             tally[loser][1] += 1
+    won = answer_wins(answers)
     standings = [
         Standing(
             name=name,
@@ -185,6 +214,8 @@ def leaderboard(
             wins=tally[name][0],
             losses=tally[name][1],
             ties=tally[name][2],
+            runs_won=won.get(name, (0, 0))[0],
+            runs_judged=won.get(name, (0, 0))[1],
         )
         for name, score in scores.items()
     ]

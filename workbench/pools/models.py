@@ -38,6 +38,9 @@ class Pool(models.Model):
     quorum = models.PositiveSmallIntegerField(null=True, blank=True)
     deadline_s = models.PositiveIntegerField(null=True, blank=True)
     budget_usd = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    # Blind curation for this pool's runs, on top of the workspace's own setting: model names
+    # stay hidden on a run page until the person has judged it (curation.blind).
+    blind_mode = models.BooleanField(default=False)
 
     # The judge lives on the pool: there is at most one, and it has no life of its own.
     judge_credential = models.ForeignKey(

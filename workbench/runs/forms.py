@@ -186,6 +186,11 @@ class RunFilterForm(forms.Form):
     date_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
+    picked = forms.ChoiceField(
+        required=False,
+        label="Human pick",
+        choices=[("", "Any"), ("yes", "Picked"), ("no", "Not picked")],
+    )
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -215,4 +220,5 @@ class RunFilterForm(forms.Form):
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             q=(data.get("q") or "").strip(),
+            picked={"yes": True, "no": False}.get(data.get("picked") or ""),
         )

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from workbench.accounts.access import workspace_view
 from workbench.accounts.models import Role, Workspace
+from workbench.curation.blind import blind_run_context
 from workbench.lib.errors import ServiceError
 from workbench.lib.markdown import render_markdown
 from workbench.pools.estimate import PoolEstimate
@@ -152,13 +153,16 @@ def _run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
         "labels": (run.config or {}).get("labels") or {},
         "mode": view.mode,
     }
-    return {
+    context = {
         "run": run,
         "view": view,
         "live": live,
         "can_edit": request.membership.can_edit,  # type: ignore[attr-defined]
         "labels": live["labels"],
     }
+    # Blind mode (curation): this person's order, and no model names until they have judged.
+    blind_run_context(context, run, request.user)  # type: ignore[arg-type]
+    return context
 
 
 @workspace_view(min_role=Role.VIEWER)

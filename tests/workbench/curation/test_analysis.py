@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -86,6 +88,7 @@ def test_it_shows_the_leaderboard_page(
     judgment_save(run=run, user=alice, choice="pick", winner="m1")
     html = vera_client.get(f"/w/{workspace.slug}/curation/leaderboard/").content.decode()
     assert "sim-fast" in html and "<svg" in html
+    assert re.search(r'data-testid="answer-won">100% <span[^>]*>1 of 1</span>', html)
     assert charlie_client.get(f"/w/{workspace.slug}/curation/leaderboard/").status_code == 404
 
 
@@ -126,3 +129,50 @@ def test_it_walks_the_queue_one_run_after_another(
     assert vera_client.get(f"/w/{workspace.slug}/curation/review/").status_code == 200
     assert vera_client.get(nxt).status_code == 403
     assert charlie_client.get(nxt).status_code == 404
+
+
+def test_it_counts_how_often_each_models_answer_won(
+    workspace: Workspace, alice: User, bob: User
+) -> None:
+    # Known data: sim-slow's answer is the people's winner in two of three judged runs.
+    for winner in ("m3", "m3", "m1"):
+        run = finished_run(workspace, alice)
+        judgment_save(run=run, user=bob, choice="pick", winner=winner)
+    tied = finished_run(workspace, alice)  # judged, but no model's answer won it
+    judgment_save(run=tied, user=bob, choice="tie")
+    undecided = finished_run(workspace, alice)  # a gold answer alone judges nothing
+    judgment_save(run=undecided, user=bob, choice="", gold_answer="Gold.")
+    finished_run(workspace, alice)  # nobody judged it
+    by_model = {s.name: s for s in leaderboard_of(workspace)}
+    assert (by_model["sim-slow"].runs_won, by_model["sim-slow"].runs_judged) == (2, 4)
+    assert (by_model["sim-fast"].runs_won, by_model["sim-fast"].runs_judged) == (1, 4)
+    assert by_model["sim-balanced"].answer_win_rate == 0
+    assert by_model["sim-slow"].answer_win_rate == 0.5
+
+
+def test_it_counts_a_self_fusion_model_once_per_run(
+    workspace: Workspace, alice: User, bob: User
+) -> None:
+    # Two seats of sim-fast beside one of sim-slow: people ranked sim-fast's seats 1st and 3rd.
+    mixed = finished_run(workspace, alice, models=("sim-fast", "sim-slow", "sim-fast"))
+    judgment_save(
+        run=mixed, user=bob, choice="pick", winner="m1", ranking={"m1": 1, "m2": 2, "m3": 3}
+    )
+    # Only sim-fast answered: its model could not have lost, so the run is not counted.
+    alone = finished_run(workspace, alice, models=("sim-fast", "sim-fast"))
+    judgment_save(run=alone, user=bob, choice="pick", winner="m2")
+    by_model = {s.name: s for s in leaderboard_of(workspace)}
+    fast, slow = by_model["sim-fast"], by_model["sim-slow"]
+    assert (fast.runs_won, fast.runs_judged) == (1, 1)  # one run, not one per seat
+    assert (slow.runs_won, slow.runs_judged) == (0, 1)
+    # Pairwise, seats count: sim-fast's first seat beat sim-slow, its second lost to it; the
+    # seats' comparison with each other says nothing and is dropped.
+    assert (fast.wins, fast.losses) == (1, 1) and (slow.wins, slow.losses) == (1, 1)
+
+
+def test_it_keeps_runs_with_only_a_gold_answer_in_the_review_queue(
+    workspace: Workspace, alice: User, bob: User
+) -> None:
+    unsure = with_verdict(finished_run(workspace, alice), confidence=0.4)
+    judgment_save(run=unsure, user=bob, choice="", gold_answer="Gold first, pick later.")
+    assert unsure.pk in {item.run.pk for item in review_queue(workspace, bob)}

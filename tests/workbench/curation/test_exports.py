@@ -120,3 +120,36 @@ def test_it_shows_the_form_with_a_count(
     )
     assert response.status_code == 200
     assert "2 runs match." in response.content.decode()
+
+
+def test_it_puts_the_system_prompt_in_every_pair(
+    vera_client: Client, workspace: Workspace, runs: dict
+) -> None:
+    Run.objects.filter(pk=runs["picked"].pk).update(system_prompt="Be brief.")
+    body, _ = download(vera_client, workspace, format="pairs", curated_only="on")
+    pairs = [json.loads(line) for line in body.splitlines()]
+    assert all(set(p) == {"system", "prompt", "chosen", "rejected"} for p in pairs)
+    assert {p["system"] for p in pairs if p["prompt"].startswith("Say hi")} == {"Be brief."}
+    assert {p["system"] for p in pairs if p["prompt"] == "Gold one"} == {""}
+    body, _ = download(vera_client, workspace, format="chat", curated_only="on")
+    chats = [json.loads(line)["messages"] for line in body.splitlines()]
+    assert chats[0][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_it_exports_the_most_recently_written_gold_answer(
+    vera_client: Client, workspace: Workspace, alice: User, bob: User
+) -> None:
+    run = finished_run(workspace, alice, prompt="Which gold?")
+    judgment_save(run=run, user=alice, choice="pick", winner="m1", gold_answer="Alice's.")
+    judgment_save(run=run, user=bob, choice="", gold_answer="Bob's.")
+
+    def exported() -> str:
+        body, _ = download(vera_client, workspace, format="chat", curated_only="on")
+        return json.loads(body)["messages"][-1]["content"]
+
+    assert exported() == "Bob's."
+    # alice changing her pick (not her gold) does not make hers the newest gold answer.
+    judgment_save(run=run, user=alice, choice="pick", winner="m2", rationale="changed my mind")
+    assert exported() == "Bob's."
+    judgment_save(run=run, user=alice, choice="pick", winner="m2", gold_answer="Alice's, v2.")
+    assert exported() == "Alice's, v2."

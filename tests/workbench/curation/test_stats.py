@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from workbench.curation import stats
 from workbench.curation.stats import (
     agreement_of,
     bradley_terry,
@@ -88,3 +89,16 @@ def test_it_counts_ties_as_half_wins() -> None:
 
 def test_it_returns_nothing_without_comparisons() -> None:
     assert leaderboard([]) == []
+
+
+def test_it_tallies_answer_wins_per_run() -> None:
+    outcomes = [
+        (frozenset({"a", "b"}), "a"),
+        (frozenset({"a", "b", "c"}), "c"),
+        (frozenset({"a", "c"}), None),  # a tie or "none is good": judged, nobody won
+    ]
+    assert stats.answer_wins(outcomes) == {"a": (1, 3), "b": (0, 2), "c": (1, 2)}
+    standings = {s.name: s for s in stats.leaderboard([[("a", "b", 1.0)]], answers=outcomes)}
+    assert (standings["a"].runs_won, standings["a"].runs_judged) == (1, 3)
+    assert standings["a"].answer_win_rate == pytest.approx(1 / 3)
+    assert standings["b"].answer_win_rate == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -159,3 +161,46 @@ def test_it_copies_a_run_into_another_workspace_of_the_user(
     assert label not in str(copy.config)
     theirs = charlie.memberships.get().workspace
     assert bob_client.post(url(run, "copy/"), {"workspace": theirs.slug}).status_code == 404
+
+
+def test_it_saves_a_gold_answer_without_a_pick(bob_client: Client, bob: User, run: Run) -> None:
+    response = bob_client.post(url(run, "judgment/"), {"gold_answer": "Written before picking."})
+    assert response.status_code == 302
+    judgment = Judgment.objects.get(run=run, user=bob)
+    assert (judgment.choice, judgment.gold_answer) == ("", "Written before picking.")
+    assert judgment.gold_updated_at is not None
+    # A later form without the gold field (say, a pick from the review queue) keeps it.
+    bob_client.post(url(run, "judgment/"), {"pick": "m1"})
+    judgment.refresh_from_db()
+    assert (judgment.choice, judgment.gold_answer) == ("pick", "Written before picking.")
+
+
+def test_it_shows_teammates_gold_answers_and_lets_one_start_from_them(
+    alice_client: Client, bob_client: Client, vera_client: Client, run: Run
+) -> None:
+    bob_client.post(url(run, "judgment/"), {"gold_answer": "Bob wrote <b>gold</b>."})
+    alice_client.post(url(run, "judgment/"), {"pick": "m2", "gold_answer": "Gold by Alice."})
+    html = bob_client.get(url(run)).content.decode()
+    assert 'data-testid="gold-by-bob"' in html and 'data-testid="gold-by-alice"' in html
+    assert "Gold by Alice." in html
+    assert "Bob wrote &lt;b&gt;gold&lt;/b&gt;." in html  # escaped
+    # bob can start his own from alice's: a button and the text it copies, not his own.
+    assert 'data-testid="gold-from-alice"' in html
+    assert 'data-testid="gold-from-bob"' not in html
+    assert re.search(r'<template data-gold-source="gold-\d+">Gold by Alice.</template>', html)
+    # alice's is the newest, so it is the one exported.
+    entries = dict(re.findall(r'data-testid="gold-by-(\w+)">(.*?)</details>', html, re.S))
+    assert "exported" in entries["alice"] and "exported" not in entries["bob"]
+    assert html.index("gold-by-alice") < html.index("gold-by-bob")  # newest first
+    # The viewer reads every gold answer but has no form to start one.
+    viewer = vera_client.get(url(run)).content.decode()
+    assert 'data-testid="gold-by-bob"' in viewer and 'data-testid="gold-from-alice"' not in viewer
+
+
+def test_it_shows_a_gold_only_judgment_as_not_decided(
+    alice_client: Client, bob_client: Client, run: Run
+) -> None:
+    bob_client.post(url(run, "judgment/"), {"gold_answer": "Draft."})
+    html = alice_client.get(url(run)).content.decode()
+    assert "not decided yet" in html
+    assert "Nobody yet" in html  # no consensus from an undecided judgment

@@ -99,6 +99,8 @@ PAGES: dict[str, tuple[str | None, str | None]] = {
     "experiments:resume": (None, MEMBER),
     "experiments:cancel": (None, MEMBER),
     "experiments:delete": (None, MEMBER),
+    "experiments:grading": (VIEWER, None),
+    "experiments:item_grade": (None, MEMBER),
     "experiments:export_csv": (VIEWER, None),
     "experiments:export_json": (VIEWER, None),
     "experiments:dataset_upload": (MEMBER, MEMBER),
@@ -143,12 +145,23 @@ API: dict[str, str] = {
     "workbench_experiments_api_upload_dataset": MEMBER,
     "workbench_experiments_api_list_experiments": VIEWER,
     "workbench_experiments_api_create_experiment": MEMBER,
+    "workbench_experiments_api_estimate_experiment": MEMBER,
     "workbench_experiments_api_read_experiment": VIEWER,
     "workbench_experiments_api_read_results": VIEWER,
     "workbench_experiments_api_pause_experiment": MEMBER,
     "workbench_experiments_api_resume_experiment": MEMBER,
     "workbench_experiments_api_cancel_experiment": MEMBER,
 }
+
+
+def _estimate_token(world: World) -> str:
+    from workbench.experiments.arms import ArmChoice, experiment_estimate
+
+    estimate = experiment_estimate(
+        user=world.alice, workspace=world.workspace, dataset=world.dataset,
+        choice=ArmChoice(pool=world.pool),
+    )  # fmt: skip
+    return estimate.token
 
 
 def api_body(operation: str, world: World) -> dict[str, Any] | None:
@@ -168,6 +181,14 @@ def api_body(operation: str, world: World) -> dict[str, Any] | None:
         "workbench_pools_api_update_pool": {"description": "changed"},
         "workbench_runs_api_create_run": {"pool": world.pool.slug, "prompt": "hi"},
         "workbench_experiments_api_create_experiment": {
+            "dataset_id": world.dataset.pk,
+            "pool": world.pool.slug,
+            # An experiment starts only on a current estimate of the same arms.
+            "estimate_token": _estimate_token(world)
+            if operation == "workbench_experiments_api_create_experiment"
+            else "",
+        },
+        "workbench_experiments_api_estimate_experiment": {
             "dataset_id": world.dataset.pk,
             "pool": world.pool.slug,
         },
@@ -247,6 +268,7 @@ def kwarg_values(name: str, kwargs: list[str], world: World) -> dict[str, Any]:
         "membership_id": world.membership.pk,
         "invitation_id": world.invitation.pk,
         "experiment_id": world.experiment.pk,
+        "result_id": world.experiment.results.first().pk,  # type: ignore[union-attr]
         "dataset_id": world.dataset.pk,
         "link_id": world.share.pk,
         "uidb64": "MQ",

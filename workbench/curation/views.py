@@ -227,11 +227,18 @@ def export(request: HttpRequest, workspace: Workspace) -> HttpResponse:
 @workspace_view(min_role=Role.VIEWER)
 @require_GET
 def review(request: HttpRequest, workspace: Workspace) -> HttpResponse:
+    from workbench.experiments.selectors import review_grading
+
     queue = analysis.review_queue(workspace, request.user)  # type: ignore[arg-type]
     return render(
         request,
         "curation/review.html",
-        {"queue": queue, "can_pick": request.membership.can_edit},  # type: ignore[attr-defined]
+        {
+            "queue": queue,
+            "can_pick": request.membership.can_edit,  # type: ignore[attr-defined]
+            # Experiment answers waiting for people's grades (experiments' own partial).
+            "experiment_grading": review_grading(workspace),
+        },
     )
 
 

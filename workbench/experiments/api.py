@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Field as F
@@ -15,7 +15,15 @@ from ninja.files import UploadedFile
 from workbench.accounts.models import Role
 from workbench.api.access import api_membership, api_user
 from workbench.experiments import selectors, services
-from workbench.experiments.arms import MAX_SAMPLES, MIN_SAMPLES, ArmChoice
+from workbench.experiments.arms import (
+    MAX_SAMPLES,
+    MIN_SAMPLES,
+    ArmChoice,
+    ExperimentEstimate,
+    GraderChoice,
+    PoolModes,
+    experiment_estimate,
+)
 from workbench.experiments.datasets import MAX_FILE_BYTES, DatasetFileError
 from workbench.experiments.models import Dataset, Experiment
 from workbench.experiments.results import results_json
@@ -35,9 +43,25 @@ class DatasetOut(Schema):
     created_at: datetime
 
 
-class ExperimentIn(Schema):
+class PoolModesIn(Schema):
+    pool: str = F(description="A pool, by id or slug.")
+    modes: list[Literal["best_of", "merge", "debate"]] = F(
+        default_factory=list,
+        max_length=3,
+        description="Fusion modes to run it in, one arm each (empty: the pool's own mode). "
+        "Merge and debate need the pool to have a judge.",
+    )
+
+
+class GraderIn(Schema):
+    credential_id: int
+    model: str = F(min_length=1, max_length=200)
+
+
+class EstimateIn(Schema):
     dataset_id: int
-    pool: str = F(description="The fused pool, by id or slug.")
+    pool: str | None = F(None, description="Shorthand: one pool, in its own mode.")
+    pools: list[PoolModesIn] = F(default_factory=list, max_length=12)
     name: str = F("", max_length=120)
     include_pool: bool = True
     include_solos: bool = True
@@ -46,8 +70,42 @@ class ExperimentIn(Schema):
     samples: int = F(5, ge=MIN_SAMPLES, le=MAX_SAMPLES)
     sample_pool: str | None = F(None, description="Pool of the model to sample (default: pool).")
     sample_member: int = F(0, ge=0, description="0-based position of that model in its pool.")
+    grader: GraderIn | None = F(
+        None, description="The model that grades judge (rubric) items (default: a pool's judge)."
+    )
     concurrency: int = F(4, ge=1, le=services.MAX_CONCURRENCY)
     budget_usd: Decimal | None = F(None, gt=0)
+
+
+class ExperimentIn(EstimateIn):
+    estimate_token: str = F(
+        "",
+        max_length=64,
+        description="The token of POST .../experiments/estimate for these same arms: an "
+        "experiment starts only on an estimate that was asked for, and is still current.",
+    )
+
+
+class ArmEstimateOut(Schema):
+    kind: str
+    label: str
+    total_usd: str
+    per_item_usd: str
+    grading_usd: str
+    unpriced: bool
+
+
+class EstimateOut(Schema):
+    items: int
+    runs: int
+    grading_runs: int
+    arms: list[ArmEstimateOut]
+    answers_usd: str
+    grading_usd: str
+    total_usd: str
+    unpriced: bool
+    grader: str | None
+    estimate_token: str
 
 
 class ArmOut(Schema):
@@ -63,7 +121,9 @@ class ProgressOut(Schema):
     total: int
     pending: int
     running: int
+    grading: int
     done: int
+    awaiting_grading: int
     failed: int
     skipped: int
     spent: str
@@ -125,7 +185,9 @@ def _out(experiment: Experiment) -> ExperimentOut:
             total=progress.total,
             pending=progress.pending,
             running=progress.running,
+            grading=progress.grading,
             done=progress.done,
+            awaiting_grading=progress.awaiting,
             failed=progress.failed,
             skipped=progress.skipped,
             spent=str(progress.spent),
@@ -176,31 +238,90 @@ def list_experiments(request: HttpRequest, ws: str) -> list[ExperimentOut]:
     return [_out(e) for e in selectors.experiments_of(membership.workspace)[:100]]
 
 
+def _choice(request: HttpRequest, ws: str, payload: EstimateIn) -> tuple[Any, ...]:
+    membership = api_membership(request, ws, min_role=Role.MEMBER)
+    user, workspace = api_user(request), membership.workspace
+    dataset = selectors.dataset_get(workspace, payload.dataset_id)
+
+    def pool_of(ref: str) -> Any:
+        found = pool_by_ref(user, workspace, ref)
+        if found is None:
+            raise ServiceError("No such pool in this workspace.", field="pool", code="unknown_pool")
+        return found
+
+    pool = pool_of(payload.pool) if payload.pool else None
+    pools = tuple(PoolModes(pool_of(p.pool), tuple(p.modes)) for p in payload.pools)
+    if pool is None and not pools:
+        raise ServiceError("Name a pool, or pools with their modes.", field="pool")
+    sample_pool = pool_of(payload.sample_pool) if payload.sample_pool else None
+    choice = ArmChoice(
+        pool=pool,
+        include_pool=payload.include_pool,
+        pools=pools,
+        include_solos=payload.include_solos,
+        self_consistency=payload.self_consistency,
+        self_fusion=payload.self_fusion,
+        samples=payload.samples,
+        base_pool=sample_pool,
+        base_member=payload.sample_member,
+    )
+    grader = (
+        GraderChoice(payload.grader.credential_id, payload.grader.model) if payload.grader else None
+    )
+    return user, workspace, dataset, choice, grader
+
+
+def _estimate_out(estimate: ExperimentEstimate) -> EstimateOut:
+    return EstimateOut(
+        items=estimate.items,
+        runs=estimate.runs,
+        grading_runs=estimate.grading_runs,
+        arms=[
+            ArmEstimateOut(
+                kind=a.plan.kind,
+                label=a.plan.label,
+                total_usd=str(a.total),
+                per_item_usd=str(a.mean),
+                grading_usd=str(a.grading_total),
+                unpriced=a.unpriced,
+            )
+            for a in estimate.arms
+        ],
+        answers_usd=str(estimate.answers_total),
+        grading_usd=str(estimate.grading_total),
+        total_usd=str(estimate.total),
+        unpriced=estimate.unpriced,
+        grader=estimate.grader_label or None,
+        estimate_token=estimate.token,
+    )
+
+
+@router.post("/workspaces/{ws}/experiments/estimate", response=EstimateOut)
+def estimate_experiment(request: HttpRequest, ws: str, payload: EstimateIn) -> EstimateOut:
+    """The worst-case cost of every arm (and of grading), and the token that starts it."""
+    user, workspace, dataset, choice, grader = _choice(request, ws, payload)
+    return _estimate_out(
+        experiment_estimate(
+            user=user, workspace=workspace, dataset=dataset, choice=choice, grader=grader
+        )
+    )
+
+
 @router.post("/workspaces/{ws}/experiments", response={201: ExperimentOut})
 def create_experiment(
     request: HttpRequest, ws: str, payload: ExperimentIn
 ) -> Status[ExperimentOut]:
-    membership = api_membership(request, ws, min_role=Role.MEMBER)
-    user, workspace = api_user(request), membership.workspace
-    dataset = selectors.dataset_get(workspace, payload.dataset_id)
-    pool = pool_by_ref(user, workspace, payload.pool)
-    sample_pool = pool_by_ref(user, workspace, payload.sample_pool) if payload.sample_pool else pool
-    if pool is None or sample_pool is None:
-        raise ServiceError("No such pool in this workspace.", field="pool", code="unknown_pool")
+    """Start an experiment: first POST the same body to .../experiments/estimate, and pass
+    its ``estimate_token`` here (refused with 400 ``estimate_required`` or ``estimate_stale``
+    otherwise). The budget cap is checked against that estimate."""
+    user, workspace, dataset, choice, grader = _choice(request, ws, payload)
     experiment = services.experiment_create(
         workspace=workspace,
         user=user,
         dataset=dataset,
-        choice=ArmChoice(
-            pool=pool,
-            include_pool=payload.include_pool,
-            include_solos=payload.include_solos,
-            self_consistency=payload.self_consistency,
-            self_fusion=payload.self_fusion,
-            samples=payload.samples,
-            base_pool=sample_pool,
-            base_member=payload.sample_member,
-        ),
+        choice=choice,
+        grader=grader,
+        estimate_token=payload.estimate_token,
         name=payload.name,
         concurrency=payload.concurrency,
         budget_usd=payload.budget_usd,

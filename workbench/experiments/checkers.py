@@ -11,9 +11,11 @@ words count as the same vote.
   may hold "i", "m", "s";
 - ``number``: the last number in the answer is within ``args.tolerance`` (absolute, default
   1e-6) of the expected number, or ``args.relative`` (a fraction of it);
-- ``json_schema``: the answer holds JSON that satisfies ``args.schema`` (a small subset of JSON
-  Schema: type, required, properties, additionalProperties, enum, items);
+- ``json_schema``: the answer holds JSON that satisfies ``args.schema`` (any JSON Schema draft
+  the ``jsonschema`` library knows, 2020-12 by default; only local ``$ref``);
 - ``choice``: the letter A–E the answer picks equals the expected letter;
+- ``judge``: a judge model grades the answer against the expected answer and ``args.rubric``
+  (``grading`` builds its prompt and reads its grade; the scheduler makes the call as a run);
 - ``human``: people grade it later; the answer is recorded as ungraded.
 """
 
@@ -26,6 +28,12 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+from referencing.exceptions import Unresolvable
+
 EXACT = "exact"
 CONTAINS = "contains"
 REGEX = "regex"
@@ -33,6 +41,7 @@ NUMBER = "number"
 JSON_SCHEMA = "json_schema"
 CHOICE = "choice"
 HUMAN = "human"
+JUDGE = "judge"
 
 CHECKER_LABELS: dict[str, str] = {
     EXACT: "Exact match",
@@ -41,8 +50,14 @@ CHECKER_LABELS: dict[str, str] = {
     NUMBER: "Number within tolerance",
     JSON_SCHEMA: "JSON matching a schema",
     CHOICE: "Choice letter (A–E)",
+    JUDGE: "Judge (rubric)",
     HUMAN: "Human (graded later)",
 }
+# Short names for tables: "judge (rubric)" says a model, not a rule, decided.
+CHECKER_SHORT: dict[str, str] = {JUDGE: "judge (rubric)", HUMAN: "human"}
+# Checkers that no rule can decide: a model (judge) or people (human) grade the answer.
+GRADED_LATER = frozenset({JUDGE, HUMAN})
+MAX_RUBRIC_CHARS = 4_000
 CHECKERS = frozenset(CHECKER_LABELS)
 # Checkers that need an expected answer to compare with.
 NEEDS_EXPECTED = frozenset({EXACT, CONTAINS, NUMBER, CHOICE})
@@ -101,6 +116,12 @@ def checker_validate(kind: str, expected: str, args: dict[str, Any]) -> None:
         if not isinstance(schema, dict):
             raise CheckerError('the json_schema checker needs args {"schema": {...}}')
         schema_check(schema)
+    elif kind == JUDGE:
+        rubric = args.get("rubric", "")
+        if not isinstance(rubric, str) or len(rubric) > MAX_RUBRIC_CHARS:
+            raise CheckerError(f"the rubric is text of at most {MAX_RUBRIC_CHARS:,} characters")
+        if not expected.strip() and not rubric.strip():
+            raise CheckerError("the judge checker needs an expected answer, a rubric, or both")
     elif kind == CHOICE and expected.strip().upper() not in {"A", "B", "C", "D", "E"}:
         raise CheckerError("the expected answer of a choice checker is a letter A–E")
 
@@ -199,6 +220,8 @@ def grade(kind: str, answer: str, expected: str = "", args: dict[str, Any] | Non
     answer = answer[:MAX_ANSWER_CHARS]
     if kind == HUMAN:
         return Grade(None, normalize(answer), "left for people to grade")
+    if kind == JUDGE:
+        return Grade(None, normalize(answer), "left for the judge to grade")
     if kind == EXACT:
         got = normalize(answer)
         return Grade(got == normalize(expected), got)
@@ -228,91 +251,54 @@ def grade(kind: str, answer: str, expected: str = "", args: dict[str, Any] | Non
     return Grade(not problems, json.dumps(value, sort_keys=True), "; ".join(problems[:3]))
 
 
-# --- a small JSON Schema subset ------------------------------------------------------------------
+# --- JSON Schema (the jsonschema library) ------------------------------------------------------
 
-_TYPES = {"string", "number", "integer", "boolean", "object", "array", "null"}
-_KEYWORDS = {
-    "type",
-    "required",
-    "properties",
-    "additionalProperties",
-    "enum",
-    "items",
-    "$schema",
-    "title",
-    "description",
-}
+MAX_SCHEMA_CHARS = 20_000
+_REF_KEYS = ("$ref", "$dynamicRef")
 
 
-def schema_check(schema: dict[str, Any], path: str = "$") -> None:
-    """Raise ``CheckerError`` when the schema uses what the validator does not understand:
-    a keyword silently ignored would pass answers it should fail."""
-    unknown = set(schema) - _KEYWORDS
-    if unknown:
-        raise CheckerError(f"schema at {path}: unsupported keyword {sorted(unknown)[0]!r}")
-    types = schema.get("type")
-    for name in [types] if isinstance(types, str) else types or []:
-        if name not in _TYPES:
-            raise CheckerError(f"schema at {path}: unknown type {name!r}")
-    if "enum" in schema and not isinstance(schema["enum"], list):
-        raise CheckerError(f"schema at {path}: enum must be a list")
-    if "required" in schema and not (
-        isinstance(schema["required"], list) and all(isinstance(r, str) for r in schema["required"])
-    ):
-        raise CheckerError(f"schema at {path}: required must be a list of names")
-    for name, sub in (schema.get("properties") or {}).items():
-        if not isinstance(sub, dict):
-            raise CheckerError(f"schema at {path}.{name}: must be an object")
-        schema_check(sub, f"{path}.{name}")
-    if isinstance(schema.get("items"), dict):
-        schema_check(schema["items"], f"{path}[]")
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        schema_check(extra, f"{path}.*")
+def _remote_refs(node: Any) -> list[str]:
+    """References that point outside the schema itself (never fetched: no network from a
+    checker, and an unresolvable reference would fail every answer)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _REF_KEYS and isinstance(value, str) and not value.startswith("#"):
+                found.append(value)
+            else:
+                found += _remote_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _remote_refs(value)
+    return found
 
 
-def _is_type(value: Any, name: str) -> bool:
-    if name == "null":
-        return value is None
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    if name == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "array":
-        return isinstance(value, list)
-    return isinstance(value, dict)  # object
+def _validator_class(schema: dict[str, Any]) -> type[Validator]:
+    # The draft the schema names in "$schema", 2020-12 when it names none.
+    return validator_for(schema, default=Draft202012Validator)  # type: ignore[no-any-return]
 
 
-def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
-    """Every way ``value`` breaks ``schema`` (empty when it conforms)."""
-    errors: list[str] = []
-    types = schema.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else list(types)
-        if not any(_is_type(value, name) for name in names):
-            return [f"{path}: expected {' or '.join(names)}"]
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: not one of {schema['enum']}")
-    if isinstance(value, dict):
-        for name in schema.get("required", []):
-            if name not in value:
-                errors.append(f"{path}: missing {name!r}")
-        properties = schema.get("properties") or {}
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            if name in properties:
-                errors += schema_errors(item, properties[name], f"{path}.{name}")
-            elif extra is False:
-                errors.append(f"{path}: unexpected {name!r}")
-            elif isinstance(extra, dict):
-                errors += schema_errors(item, extra, f"{path}.{name}")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            errors += schema_errors(item, schema["items"], f"{path}[{index}]")
-    return errors
+def schema_check(schema: dict[str, Any]) -> None:
+    """Raise ``CheckerError`` unless ``schema`` is a valid JSON Schema we can apply offline."""
+    if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
+        raise CheckerError(f"the schema is longer than {MAX_SCHEMA_CHARS:,} characters")
+    remote = _remote_refs(schema)
+    if remote:
+        raise CheckerError(f"the schema refers to {remote[0]!r}; only local refs (#/...) work")
+    try:
+        _validator_class(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "the top"
+        raise CheckerError(
+            f"the schema is not valid JSON Schema at {where}: {exc.message}"
+        ) from None
+
+
+def schema_errors(value: Any, schema: dict[str, Any]) -> list[str]:
+    """Every way ``value`` breaks ``schema`` (empty when it conforms), shortest path first."""
+    validator = _validator_class(schema)(schema)
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: (len(e.path), list(e.path)))
+    except (Unresolvable, RecursionError) as exc:
+        raise CheckerError(f"the schema cannot be applied: {exc}"[:300]) from None
+    return [f"{e.json_path}: {e.message}"[:200] for e in errors]

@@ -99,6 +99,15 @@ class Experiment(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Whose name the item runs are made in: the creator, or whoever resumed the experiment
+    # after the creator left the workspace. Checked before every dispatch.
+    runs_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The frozen one-member configuration that grades "judge (rubric)" items; None when the
+    # dataset has none.
+    grader_config = models.JSONField(null=True, blank=True)
+    grader_label = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -143,9 +152,15 @@ class Arm(models.Model):
 class ItemStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
+    # Answered; the judge (rubric) grading run is in flight.
+    GRADING = "grading", "Being graded"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
+
+
+# Statuses whose runs are in flight: they hold a concurrency slot and a budget reservation.
+IN_FLIGHT = (ItemStatus.RUNNING, ItemStatus.GRADING)
 
 
 class ItemResult(models.Model):
@@ -162,13 +177,30 @@ class ItemResult(models.Model):
         on_delete=models.SET_NULL,
         related_name="experiment_result",
     )
+    # The judge (rubric) checker's grading call, a run of its own.
+    grade_run = models.OneToOneField(
+        "runs.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="experiment_grade",
+    )
     answer = models.TextField(blank=True)
     extracted = models.CharField(max_length=500, blank=True)
     correct = models.BooleanField(null=True, blank=True)  # None: ungraded (human) or failed
     detail = models.CharField(max_length=500, blank=True)
-    # The worst case of this item's run, reserved against the experiment's cap when dispatched.
+    # A person's grade (human items, or a judge's grade someone corrected).
+    graded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    graded_at = models.DateTimeField(null=True, blank=True)
+    grade_note = models.CharField(max_length=500, blank=True)
+    # The worst case of this item's run, reserved against the experiment's cap when dispatched,
+    # and of its grading run (judge items only); both stay reserved until the item is done.
     estimated_cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    grade_estimated_cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    grade_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -2,7 +2,9 @@
 accuracy-against-cost chart (inline SVG drawn here, no JavaScript, no CDN) and the exports.
 
 Accuracy counts every graded item; an item whose run failed counts as wrong (an arm that fails
-often must not look better for it); human-graded items are left out until people grade them.
+often must not look better for it); human-graded items (and answers the judge could not
+grade) are left out until people grade them. Pairwise tests are corrected for their number
+(Holm–Bonferroni) before any arm is called better.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import combinations
@@ -24,6 +27,7 @@ from workbench.experiments.stats import (
     SIGNIFICANCE,
     PairedComparison,
     compare_paired,
+    holm_adjust,
     percentile,
     wilson_interval,
 )
@@ -51,11 +55,17 @@ class Comparison:
     a: Arm
     b: Arm
     paired: PairedComparison
+    # The McNemar p-value adjusted (Holm–Bonferroni) over every pair of the experiment.
+    p_adjusted: float = 1.0
+
+    @property
+    def significant(self) -> bool:
+        return self.paired.n > 0 and self.p_adjusted < SIGNIFICANCE
 
     @property
     def better(self) -> Arm | None:
-        """The arm that is significantly better, or None."""
-        if not self.paired.significant:
+        """The arm that is significantly better after the correction, or None."""
+        if not self.significant:
             return None
         return self.a if self.paired.only_a > self.paired.only_b else self.b
 
@@ -71,6 +81,16 @@ class Results:
     @property
     def any_paired(self) -> bool:
         return any(c.paired.n for c in self.comparisons)
+
+    @property
+    def tests(self) -> int:
+        """How many pairwise tests the correction adjusted for."""
+        return sum(1 for c in self.comparisons if c.paired.n)
+
+    @property
+    def awaiting(self) -> int:
+        """Answers that wait for people to grade, over all arms."""
+        return sum(s.ungraded for s in self.arms)
 
 
 def _summary(arm: Arm, results: list[ItemResult]) -> ArmSummary:
@@ -109,33 +129,52 @@ def _paired(a: list[ItemResult], b: list[ItemResult], *, bootstrap: bool) -> Pai
     )
 
 
+def _rank(summary: ArmSummary) -> tuple[float, Decimal]:
+    """Best first: the highest accuracy, then the cheapest."""
+    return (summary.accuracy or 0.0, -(summary.cost_per_item or Decimal(0)))
+
+
 def _versus(
     pool: ArmSummary, rivals: list[ArmSummary], what: str, comparisons: list[Comparison]
 ) -> tuple[str, bool]:
     """One sentence on fusion against the best of ``rivals``; a winner only when p < 0.05."""
-    best = max(rivals, key=lambda s: (s.accuracy, -(s.cost_per_item or 0)))
+    best = max(rivals, key=_rank)
     found = next((c for c in comparisons if {c.a.pk, c.b.pk} == {pool.arm.pk, best.arm.pk}), None)
     if found is None or found.paired.n == 0:
         return "", False
     p, n = found.paired.p_value, found.paired.n
+    tests = sum(1 for c in comparisons if c.paired.n)
+    # Every claim names both p-values: the raw one, and the one adjusted for all the pairs.
+    holm = (
+        f"Holm-adjusted p = {found.p_adjusted:.3g} over {tests} pairwise tests"
+        if tests > 1
+        else "the only pairwise test, so nothing to correct for"
+    )
     if found.better == pool.arm:
         return (
             f"Fusion ({pool.arm.label}) beats the best {what} ({best.arm.label}) on this "
             f"dataset: {pool.accuracy:.0%} vs {best.accuracy:.0%}, exact McNemar "
-            f"p = {p:.3g} over {n} paired items.",
+            f"p = {p:.3g} over {n} paired items ({holm}).",
             True,
         )
     if found.better == best.arm:
         return (
             f"The best {what} ({best.arm.label}) beats fusion ({pool.arm.label}) on this "
-            f"dataset: {best.accuracy:.0%} vs {pool.accuracy:.0%}, exact McNemar p = {p:.3g}.",
+            f"dataset: {best.accuracy:.0%} vs {pool.accuracy:.0%}, exact McNemar p = {p:.3g} "
+            f"({holm}).",
             True,
         )
+    corrected = (
+        " — below 0.05 alone, but not once corrected for the multiple comparisons"
+        if p < SIGNIFICANCE
+        else ""
+    )
     return (
         f"No significant difference between fusion ({pool.arm.label}, {pool.accuracy:.0%}) and "
         f"the best {what} ({best.arm.label}, {best.accuracy:.0%}): exact McNemar "
-        f"p = {p:.3g} over {n} paired items (significant below {SIGNIFICANCE}). "
-        "More items, or a bigger difference, would be needed to tell them apart.",
+        f"p = {p:.3g} over {n} paired items, {holm}{corrected} (significant below "
+        f"{SIGNIFICANCE} after the correction). More items, or a bigger difference, would be "
+        "needed to tell them apart.",
         False,
     )
 
@@ -149,10 +188,12 @@ def _headline(summaries: list[ArmSummary], comparisons: list[Comparison]) -> tup
         return "", False
     solos = [s for s in graded if s.arm.kind == ArmKind.SOLO]
     sampled = [s for s in graded if s.arm.kind in (ArmKind.SELF_CONSISTENCY, ArmKind.SELF_FUSION)]
+    # With several pools or modes, the best of them speaks for fusion.
+    best_fused = max(fused, key=_rank)
     sentences, significant = [], False
     for rivals, what in ((solos, "single model"), (sampled, "repeated sampling of one model")):
         if rivals:
-            sentence, won = _versus(fused[0], rivals, what, comparisons)
+            sentence, won = _versus(best_fused, rivals, what, comparisons)
             if sentence:
                 sentences.append(sentence)
                 significant = significant or won
@@ -171,10 +212,15 @@ def experiment_results(experiment: Experiment, *, bootstrap: bool | None = None)
         item_row = rows.setdefault(result.item_id, (result.item, [None] * len(arms)))
         item_row[1][result.arm.position] = result
     summaries = [_summary(arm, by_arm[arm.pk]) for arm in arms]
-    comparisons = [
-        Comparison(a, b, _paired(by_arm[a.pk], by_arm[b.pk], bootstrap=bootstrap))
+    paired = [
+        (a, b, _paired(by_arm[a.pk], by_arm[b.pk], bootstrap=bootstrap))
         for a, b in combinations(arms, 2)
     ]
+    # The family is every pair with something to compare (a pair with no paired items is no
+    # test, and would only dilute the correction).
+    tested = [i for i, (_, _, p) in enumerate(paired) if p.n]
+    adjusted = dict(zip(tested, holm_adjust([paired[i][2].p_value for i in tested]), strict=True))
+    comparisons = [Comparison(a, b, p, adjusted.get(i, 1.0)) for i, (a, b, p) in enumerate(paired)]
     headline, significant = _headline(summaries, comparisons)
     return Results(
         arms=summaries,
@@ -302,10 +348,17 @@ def _row(result: ItemResult) -> dict[str, Any]:
     }
 
 
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    # A cell that starts like a formula would run in a spreadsheet (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    # A cell that starts like a formula would run in a spreadsheet (CSV injection); a plain
+    # number such as -3 or +1.5e-4 is a number to a spreadsheet, and stays one.
+    if text[:1] in _FORMULA_TRIGGERS and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def results_csv(experiment: Experiment) -> str:
@@ -334,6 +387,8 @@ def results_json(experiment: Experiment) -> dict[str, Any]:
             "budget_usd": str(experiment.budget_usd) if experiment.budget_usd else None,
         },
         "headline": results.headline,
+        "correction": "holm-bonferroni",
+        "awaiting_grading": results.awaiting,
         "arms": [
             {
                 "id": s.arm.pk,
@@ -361,11 +416,12 @@ def results_json(experiment: Experiment) -> dict[str, Any]:
                 "only_a_correct": c.paired.only_a,
                 "only_b_correct": c.paired.only_b,
                 "mcnemar_p": _f(c.paired.p_value),
+                "mcnemar_p_holm": _f(c.p_adjusted),
                 "accuracy_diff": _f(c.paired.diff),
                 "accuracy_diff_ci95": [_f(c.paired.diff_low), _f(c.paired.diff_high)]
                 if c.paired.diff_low is not None
                 else None,
-                "significant": c.paired.significant,
+                "significant": c.significant,
             }
             for c in results.comparisons
         ],

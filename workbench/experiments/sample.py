@@ -1,7 +1,8 @@
 """The built-in sample dataset: a dozen small tasks with answers a checker can grade.
 
-Arithmetic (number), logic (choice letters, exact), short facts (contains, regex) and one
-structured answer (JSON schema), so every checker shows up in a first experiment.
+Arithmetic (number), logic (choice letters, exact), short facts (contains, regex), one
+structured answer (JSON schema), one explanation a judge model grades against a rubric and one
+poem people grade, so every checker shows up in a first experiment.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from workbench.experiments.datasets import ItemInput
 
 SAMPLE_NAME = "Sample: arithmetic, logic and facts"
-SAMPLE_DESCRIPTION = "12 short tasks with known answers, one of each kind of checker."
+SAMPLE_DESCRIPTION = "13 short tasks with known answers, one of each kind of checker."
 
 _NUMBER_HINT = " Answer with the number only."
 
@@ -68,6 +69,17 @@ SAMPLE_ITEMS: tuple[ItemInput, ...] = (
                     "population_millions": {"type": "number"},
                 },
             }
+        },
+    ),
+    ItemInput(
+        "In one or two sentences: why is the sky blue?",
+        "Sunlight is scattered by the molecules of the air, and blue light, of shorter "
+        "wavelength, is scattered much more than red (Rayleigh scattering).",
+        "judge",
+        {
+            "rubric": "Correct if it explains that air molecules scatter sunlight and that "
+            "shorter (blue) wavelengths scatter more. Wrong if it says the sky reflects the "
+            "ocean, or gives no mechanism."
         },
     ),
     ItemInput("Write a two-line poem about the sea.", "", "human"),

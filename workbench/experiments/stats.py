@@ -4,6 +4,11 @@ Accuracy gets a Wilson score interval (sane at 0 % and 100 % and for small n, un
 normal approximation). Two arms graded on the same items are compared on *paired* outcomes:
 the exact McNemar test looks only at the items where they disagree, which is the honest test
 for "does A beat B on these tasks"; a paired bootstrap gives an interval for the difference.
+
+Twelve arms make 66 pairs, and at p < 0.05 about three of 66 true nulls would come out
+"significant" by chance; so the p-values of all the pairs are adjusted together with the
+Holm–Bonferroni step-down method (which controls the chance of any false claim at 5 %, and is
+uniformly more powerful than plain Bonferroni) before anything is called significant.
 """
 
 from __future__ import annotations
@@ -115,6 +120,23 @@ def compare_paired(
         diff_low=interval[0] if interval else None,
         diff_high=interval[1] if interval else None,
     )
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the order given.
+
+    Sorted ascending, the i-th smallest (0-based) of m is multiplied by (m − i); each adjusted
+    value is at least the one before it (step-down), and at most 1. A hypothesis is rejected
+    at level α exactly when its adjusted p-value is below α.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 def majority(keys: Sequence[str]) -> str | None:

@@ -11,6 +11,8 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,10 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from workbench.accounts.access import workspace_view
 from workbench.accounts.models import Role, Workspace
 from workbench.experiments import selectors, services
-from workbench.experiments.arms import arms_estimate, arms_plan
+from workbench.experiments.arms import ExperimentEstimate, experiment_estimate
 from workbench.experiments.checkers import CHECKER_LABELS
 from workbench.experiments.datasets import MAX_FILE_BYTES, DatasetFileError
-from workbench.experiments.forms import DatasetUploadForm, NewExperimentForm
+from workbench.experiments.forms import DatasetUploadForm, GradeForm, NewExperimentForm
 from workbench.experiments.models import Experiment
 from workbench.experiments.results import (
     accuracy_cost_svg,
@@ -151,37 +153,50 @@ def dataset_delete(request: HttpRequest, workspace: Workspace, dataset_id: int) 
 @require_http_methods(["GET", "POST"])
 def experiment_new(request: HttpRequest, workspace: Workspace) -> HttpResponse:
     """First the estimate, then the start: the page shows what the experiment may cost before
-    the button that spends it appears."""
+    the button that spends it appears, and the start posts back that estimate's token."""
+    user = request.user
     initial = {"dataset": request.GET.get("dataset", "")}
     form = NewExperimentForm(
         request.POST or None,
         initial=initial,
         workspace=workspace,
-        user=request.user,  # type: ignore[arg-type]
+        user=user,  # type: ignore[arg-type]
     )
-    estimate = None
+    estimate: ExperimentEstimate | None = None
     if request.method == "POST" and form.is_valid():
-        user = request.user
         try:
             dataset = form.chosen_dataset()
             if dataset is None:
                 raise ServiceError("Choose a dataset.", field="dataset")
-            choice = form.choice()
+            choice, grader = form.choice(), form.grader_choice()
             if request.POST.get("action") == "start":
-                experiment = services.experiment_create(
-                    workspace=workspace,
-                    user=user,  # type: ignore[arg-type]
-                    dataset=dataset,
-                    choice=choice,
-                    name=form.cleaned_data["name"],
-                    concurrency=form.cleaned_data["concurrency"],
-                    budget_usd=form.cleaned_data["budget_usd"],
-                )
-                return redirect(
-                    "experiments:detail", ws=workspace.slug, experiment_id=experiment.pk
-                )
-            plans = arms_plan(user=user, workspace=workspace, choice=choice)  # type: ignore[arg-type]
-            estimate = arms_estimate(plans, list(dataset.items.values_list("prompt", flat=True)))
+                try:
+                    experiment = services.experiment_create(
+                        workspace=workspace,
+                        user=user,  # type: ignore[arg-type]
+                        dataset=dataset,
+                        choice=choice,
+                        grader=grader,
+                        estimate_token=form.cleaned_data["estimate_token"] or "",
+                        name=form.cleaned_data["name"],
+                        concurrency=form.cleaned_data["concurrency"],
+                        budget_usd=form.cleaned_data["budget_usd"],
+                    )
+                except ServiceError as err:
+                    if err.code not in ("estimate_required", "estimate_stale"):
+                        raise
+                    form.add_service_error(err)  # and show the estimate as it is now
+                else:
+                    return redirect(
+                        "experiments:detail", ws=workspace.slug, experiment_id=experiment.pk
+                    )
+            estimate = experiment_estimate(
+                user=user,  # type: ignore[arg-type]
+                workspace=workspace,
+                dataset=dataset,
+                choice=choice,
+                grader=grader,
+            )
         except ServiceError as err:
             form.add_service_error(err)
     budget = form.cleaned_data.get("budget_usd") if form.is_bound and form.is_valid() else None
@@ -190,6 +205,7 @@ def experiment_new(request: HttpRequest, workspace: Workspace) -> HttpResponse:
         "experiments/new.html",
         {
             "form": form,
+            "pool_rows": form.pool_rows(),
             "estimate": estimate,
             "over_budget": estimate is not None and budget is not None and estimate.total > budget,
         },
@@ -284,6 +300,63 @@ def experiment_delete(
         return redirect("experiments:detail", ws=workspace.slug, experiment_id=experiment.pk)
     messages.success(request, f"Deleted {experiment.name}.")
     return redirect("experiments:index", ws=workspace.slug)
+
+
+# --- people's grades ----------------------------------------------------------------------------
+
+
+@workspace_view(min_role=Role.VIEWER)
+@require_GET
+def experiment_grading(
+    request: HttpRequest, workspace: Workspace, experiment_id: int
+) -> HttpResponse:
+    """The answers that wait for a person's grade, blind (no arm shown), with the buttons."""
+    experiment = selectors.experiment_get(workspace, experiment_id)
+    waiting = list(selectors.awaiting_grading(experiment)[:200])
+    return render(
+        request,
+        "experiments/grading.html",
+        {
+            "experiment": experiment,
+            "waiting": waiting,
+            "total": selectors.awaiting_grading(experiment).count(),
+            "can_edit": _can_edit(request),
+            "next": request.get_full_path(),
+        },
+    )
+
+
+@workspace_view(min_role=Role.MEMBER)
+@require_POST
+def item_grade(
+    request: HttpRequest, workspace: Workspace, experiment_id: int, result_id: int
+) -> HttpResponse:
+    experiment = selectors.experiment_get(workspace, experiment_id)
+    result = selectors.result_get(experiment, result_id)
+    form = GradeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose correct or incorrect.")
+    else:
+        try:
+            services.item_grade(
+                result=result,
+                user=request.user,  # type: ignore[arg-type]
+                correct=form.cleaned_data["correct"],
+                note=form.cleaned_data["note"],
+            )
+        except ServiceError as err:
+            messages.error(request, err.message)
+        else:
+            verdict = "correct" if form.cleaned_data["correct"] else "incorrect"
+            messages.success(request, f"Item {result.item.position + 1} graded {verdict}.")
+    fallback = reverse(
+        "experiments:grading", kwargs={"ws": workspace.slug, "experiment_id": experiment.pk}
+    )
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return redirect(target if target and safe else fallback)
 
 
 def _filename(experiment: Experiment, ext: str) -> str:

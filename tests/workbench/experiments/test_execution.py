@@ -14,7 +14,7 @@ from workbench.experiments.datasets import ItemInput
 from workbench.experiments.models import Experiment, ExperimentStatus, ItemStatus
 from workbench.experiments.services import dataset_create, experiment_create
 from workbench.lib.stack import Stack
-from workbench.runs.models import Run, RunSource
+from workbench.runs.models import ProviderCall, Run, RunSource
 
 pytestmark = pytest.mark.slow
 
@@ -57,29 +57,48 @@ def test_it_runs_every_item_through_the_worker(live_stack: Stack, alice, workspa
 def test_it_resumes_after_the_worker_is_killed_without_repeating_items(
     live_stack: Stack, alice, workspace
 ) -> None:
+    """SIGKILL the worker with items in flight; a new worker finishes the experiment.
+
+    The kill lands as a tick commits: often after it dispatched item runs but before their
+    tasks were published, which used to strand them ``queued`` for ever (the experiment then
+    never finished). The experiment hands such runs to a worker again; the new worker is
+    told to do so after 3 s, and to take over a dead worker's runs after 3 s of silence.
+    """
     experiment = _experiment(alice, workspace, [SLOWISH], 8, 2)
     _wait_until(
         lambda: experiment.results.filter(status=ItemStatus.DONE).count() >= 2,
         what="two items done",
     )
+    live_stack.worker.kill()
+    # What the dead worker left: finished items, and at least one item in flight.
     done_before = dict(
         experiment.results.filter(status=ItemStatus.DONE).values_list("pk", "run_id")
     )
-    live_stack.worker.kill()
+    in_flight = list(
+        experiment.results.filter(status=ItemStatus.RUNNING).values_list("pk", flat=True)
+    )
+    assert len(done_before) >= 2 and in_flight, (done_before, in_flight)
+    finished_runs = list(done_before.values())
+    calls_before = ProviderCall.objects.filter(run_id__in=finished_runs).count()
     live_stack.start_worker(
         "resume",
         CELERY_VISIBILITY_TIMEOUT_S="2",
         CELERY_RESTORE_INTERVAL_S="1",
         CELERY_RESTORE_THROTTLE="1",
+        EXPERIMENT_REDISPATCH_AFTER_S="3",
+        FUSION_TAKEOVER_AFTER_S="3",
     )
     _wait_until(
         lambda: Experiment.objects.get(pk=experiment.pk).status == ExperimentStatus.FINISHED,
         what="the experiment to finish after the restart",
-        timeout=90,
+        timeout=45,
     )
     results = list(experiment.results.all())
     assert {r.status for r in results} == {ItemStatus.DONE}, [r.detail for r in results]
-    # Finished items kept their run; no item got a second run.
+    # Finished items kept their run, and those runs were not run again.
     assert {r.pk: r.run_id for r in results if r.pk in done_before} == done_before
+    assert set(Run.objects.filter(pk__in=finished_runs).values_list("attempts", flat=True)) == {1}
+    assert ProviderCall.objects.filter(run_id__in=finished_runs).count() == calls_before
+    # No item got a second run.
     assert Run.objects.filter(source=RunSource.EXPERIMENT).count() == 8
     assert len({r.run_id for r in results}) == 8

@@ -4,6 +4,7 @@ import pytest
 
 from workbench.experiments.stats import (
     compare_paired,
+    holm_adjust,
     majority,
     mcnemar_exact,
     paired_bootstrap,
@@ -62,3 +63,15 @@ def test_it_takes_the_majority_with_ties_to_the_first_seen() -> None:
     assert majority(["4", "5", "4", ""]) == "4"
     assert majority(["5", "4"]) == "5"
     assert majority(["", ""]) is None
+
+
+def test_it_adjusts_p_values_by_holm_bonferroni() -> None:
+    # Sorted 0.005, 0.01, 0.03, 0.04 -> ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04 -> step-down
+    # keeps them rising: 0.02, 0.03, 0.06, 0.06; returned in the order given.
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm_adjust([0.03]) == [0.03]  # one test: nothing to correct
+    assert holm_adjust([]) == []
+    # 66 pairs (12 arms): a lone p of 0.001 does not survive (×66 = 0.066); 0.0005 does.
+    assert holm_adjust([0.001] + [0.9] * 65)[0] == pytest.approx(0.066)
+    assert holm_adjust([0.0005] + [0.9] * 65)[0] == pytest.approx(0.033)

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 
+from workbench.experiments.checkers import CHECKER_SHORT
+
 register = template.Library()
 
 
@@ -28,3 +30,9 @@ def points(value: float | None) -> str:
 @register.filter
 def as_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+@register.filter
+def checker_short(value: str) -> str:
+    """A checker's name in tables: the key, or "judge (rubric)" / "human" for those."""
+    return CHECKER_SHORT.get(value, value)

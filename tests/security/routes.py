@@ -116,6 +116,7 @@ PAGES: dict[str, tuple[str | None, str | None]] = {
     "tokens:revoke": (None, ADMIN_OR_HIDDEN),  # others' tokens are invisible below admin
     "usage:index": (VIEWER, None),
     "usage:budget": (None, ADMIN),
+    "usage:member_budget": (None, ADMIN),
     "usage:metrics": (TOKEN, None),
 }
 

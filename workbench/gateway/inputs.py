@@ -1,4 +1,9 @@
-"""Parsing the request bodies of both wire formats into one ``ChatInput``."""
+"""Parsing the request bodies of both wire formats into one ``ChatInput``.
+
+Beyond each format's own fields, both accept ``fallbacks``: model names to try, in order, when
+a single model (``<credential>/<model>``) fails before its first token, on the same credential
+(``"gpt-4o-mini"`` or ``"<credential>/gpt-4o-mini"``). Pools have their own fallbacks.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from fusion.types import Message
 from workbench.gateway.errors import GatewayError
+from workbench.pools.inputs import MAX_TOKENS
 
 MAX_BODY_BYTES = 2_000_000
 
@@ -20,6 +26,7 @@ class ChatInput:
     temperature: float | None
     max_tokens: int | None
     include_usage: bool
+    fallbacks: tuple[str, ...] = ()
 
 
 def _bad(message: str, param: str | None = None) -> GatewayError:
@@ -74,6 +81,22 @@ def _model(data: dict[str, Any]) -> str:
     return model.strip()
 
 
+MAX_FALLBACKS = 5
+
+
+def _fallbacks(data: dict[str, Any]) -> tuple[str, ...]:
+    raw = data.get("fallbacks")
+    if raw is None:
+        return ()
+    if (
+        not isinstance(raw, list)
+        or len(raw) > MAX_FALLBACKS
+        or not all(isinstance(m, str) and m.strip() for m in raw)
+    ):
+        raise _bad(f"fallbacks must be a list of up to {MAX_FALLBACKS} model names.", "fallbacks")
+    return tuple(m.strip() for m in raw)
+
+
 def openai_input(data: dict[str, Any]) -> ChatInput:
     messages_raw = data.get("messages")
     if not isinstance(messages_raw, list) or not messages_raw:
@@ -103,9 +126,10 @@ def openai_input(data: dict[str, Any]) -> ChatInput:
         stream=bool(data.get("stream")),
         temperature=_number(data, "temperature", integer=False, low=0, high=2),
         max_tokens=_number(
-            {"max_tokens": max_tokens}, "max_tokens", integer=True, low=1, high=1_000_000
+            {"max_tokens": max_tokens}, "max_tokens", integer=True, low=1, high=MAX_TOKENS
         ),
         include_usage=bool(options.get("include_usage")),
+        fallbacks=_fallbacks(data),
     )
 
 
@@ -124,7 +148,7 @@ def anthropic_input(data: dict[str, Any]) -> ChatInput:
         messages.append(
             Message(role=role, content=_text(m.get("content"), f"messages.{i}.content"))
         )
-    max_tokens = _number(data, "max_tokens", integer=True, low=1, high=1_000_000)
+    max_tokens = _number(data, "max_tokens", integer=True, low=1, high=MAX_TOKENS)
     if max_tokens is None:
         raise _bad("max_tokens: Field required", "max_tokens")
     return ChatInput(
@@ -134,4 +158,5 @@ def anthropic_input(data: dict[str, Any]) -> ChatInput:
         temperature=_number(data, "temperature", integer=False, low=0, high=1),
         max_tokens=max_tokens,
         include_usage=True,
+        fallbacks=_fallbacks(data),
     )

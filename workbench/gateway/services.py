@@ -1,15 +1,20 @@
 """The gateway's database side (synchronous; the async views call it via ``sync_to_async``):
-authenticate and rate-limit a token, resolve a model name, start a fusion run, open and close
-the record of a single-model call, and read a run's outcome."""
+authenticate and rate-limit a token, resolve a model name, start a fusion run or open a
+single-model run, and read a run's outcome.
+
+Request options and pools: a request's ``temperature`` and ``max_tokens`` override those of
+every member of a pool for that run (they are what the caller asked of "the model"); the
+judge keeps its own settings, since it is the pool's instrument, not the caller's.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
@@ -17,18 +22,24 @@ from django.urls import reverse
 from django.utils import timezone
 
 from fusion.costs import Price
-from fusion.types import Message
+from fusion.providers.base import Endpoint
+from fusion.types import Member, Message
 from workbench.accounts.models import Membership, Role
 from workbench.gateway.errors import GatewayError
+from workbench.gateway.inputs import ChatInput
+from workbench.gateway.ratelimit import rate_hit
 from workbench.keys.models import Credential
 from workbench.keys.selectors import catalogs_for, credentials_usable_by, price_table
+from workbench.keys.services import credential_endpoint
 from workbench.lib.errors import ServiceError
+from workbench.pools.inputs import MemberInput, PoolInput, validate_pool
 from workbench.pools.models import Pool
 from workbench.pools.selectors import pools_for
 from workbench.runs import services as run_services
-from workbench.runs.launch import AdhocMember, adhoc_config, config_estimate, pool_config
+from workbench.runs.engine_bridge import candidate_rows, spec_for_run
+from workbench.runs.execution import _timeouts as run_timeouts
+from workbench.runs.launch import ADHOC_NAME, config_estimate, freeze_clean, pool_config
 from workbench.runs.models import (
-    CallStatus,
     Candidate,
     CandidateStatus,
     ProviderCall,
@@ -49,22 +60,22 @@ def token_for(raw: str | None) -> ApiToken:
     return token
 
 
-def rate_check(token: ApiToken) -> None:
-    """At most ``token.rate_per_minute`` requests per token per clock minute (a Redis counter
-    through the cache; shared by every web process)."""
-    key = f"gw:rate:{token.pk}:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=90)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=90)
-        count = 1
-    if count > token.rate_per_minute:
+def rate_check(token: ApiToken, *, now: float | None = None) -> None:
+    """At most ``token.rate_per_minute`` requests in any 60 s (``ratelimit``)."""
+    decision = rate_hit(cache.make_key(f"gw:rate:{token.pk}"), limit=token.rate_per_minute, now=now)
+    if not decision.allowed:
         raise GatewayError(
             429,
             f"Rate limit reached: {token.rate_per_minute} requests a minute for this token.",
             code="rate_limit_exceeded",
+            retry_after=decision.retry_after_s,
         )
+
+
+def authenticate(raw: str | None) -> ApiToken:
+    token = token_for(raw)
+    rate_check(token)
+    return token
 
 
 def _membership(token: ApiToken, min_role: str) -> Membership:
@@ -135,8 +146,11 @@ def target_resolve(token: ApiToken, model: str) -> FusionTarget | SingleTarget:
     )
 
 
+_PAYMENT_CODES = frozenset({"budget_exceeded", "over_run_cap", "budget_unpriced"})
+
+
 def _service_status(exc: ServiceError) -> GatewayError:
-    if exc.code in ("budget_exceeded", "over_run_cap"):
+    if exc.code in _PAYMENT_CODES:
         return GatewayError(402, exc.message, code=exc.code)
     return GatewayError(400, exc.message, code=exc.code)
 
@@ -152,13 +166,36 @@ def flatten(messages: list[Message]) -> tuple[str, str]:
     return transcript + "\n\nAssistant:", system
 
 
-def fusion_start(*, token: ApiToken, pool: Pool, messages: list[Message]) -> Run:
-    """A normal run of the pool (source API), visible in the workbench history."""
+def member_overrides(
+    config: dict[str, Any], *, temperature: float | None, max_tokens: int | None
+) -> dict[str, Any]:
+    """The frozen configuration with the request's options on every member (not the judge)."""
+    for member in config["spec"]["members"]:
+        if temperature is not None:
+            member["temperature"] = temperature
+        if max_tokens is not None:
+            member["max_tokens"] = max_tokens
+    return config
+
+
+def fusion_start(*, token: ApiToken, pool: Pool, chat: ChatInput) -> Run:
+    """A normal run of the pool (source gateway), visible in the workbench history."""
     _membership(token, Role.MEMBER)
-    prompt, system_prompt = flatten(messages)
+    if chat.fallbacks:
+        raise GatewayError(
+            400,
+            "fallbacks apply to a single model; a pool's members have their own.",
+            param="fallbacks",
+            code="invalid_request",
+        )
+    prompt, system_prompt = flatten(chat.messages)
     try:
         prompt, system_prompt = run_services.prompt_validate(prompt, system_prompt)
-        config = pool_config(pool, token.user)
+        config = member_overrides(
+            pool_config(pool, token.user),
+            temperature=chat.temperature,
+            max_tokens=chat.max_tokens,
+        )
         estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
         return run_services.run_create(
             workspace=token.workspace,
@@ -167,7 +204,7 @@ def fusion_start(*, token: ApiToken, pool: Pool, messages: list[Message]) -> Run
             prompt=prompt,
             system_prompt=system_prompt,
             pool=pool,
-            source=RunSource.API,
+            source=RunSource.GATEWAY,
             estimated_cost=estimate.priced_usd,
         )
     except ServiceError as exc:
@@ -175,40 +212,90 @@ def fusion_start(*, token: ApiToken, pool: Pool, messages: list[Message]) -> Run
 
 
 @dataclass(frozen=True)
-class SingleCall:
+class Passthrough:
+    """A single-model run, open and reserved, with what the engine's ``Caller`` needs.
+
+    ``endpoints`` hold decrypted keys: in memory only, for this call, never logged.
+    """
+
     run_id: str
-    credential_id: int
+    config: dict[str, Any]
+    member: Member
+    max_attempts: int
+    endpoints: dict[str, Endpoint]
     prices: dict[str, Price]
+
+    @property
+    def secrets(self) -> list[str]:
+        return [key.secret for ep in self.endpoints.values() for key in ep.keys]
+
+
+def _passthrough_config(token: ApiToken, target: SingleTarget, chat: ChatInput) -> dict[str, Any]:
+    """A one-member configuration through the pools' own validation, frozen like any run's."""
+    label = target.credential.label
+    fallbacks = [f.removeprefix(f"{label}/") for f in chat.fallbacks]
+    member = MemberInput(
+        credential_id=target.credential.pk,
+        model=target.model,
+        temperature=chat.temperature,
+        max_tokens=chat.max_tokens,
+        fallback_models=fallbacks,
+        custom_model=True,  # the caller names the model; the catalog need not list it
+    )
+    clean = validate_pool(
+        PoolInput(name=ADHOC_NAME, members=[member]), user=token.user, workspace=token.workspace
+    )
+    config = freeze_clean(clean)
+    config["name"] = f"{label}/{target.model}"[: Run._meta.get_field("pool_name").max_length]
+    return config
+
+
+def passthrough_open(
+    *, token: ApiToken, target: SingleTarget, chat: ChatInput, client: httpx.AsyncClient
+) -> Passthrough:
+    """Record a single-model call as a run of one member (source gateway), already running and
+    with its estimate reserved against the budgets, and make its endpoint.
+
+    The run is executed by the web process serving the request, never by a worker:
+    ``cancel_requested`` is set from the start so that, should this process die and the reaper
+    hand the run to a worker, the worker ends it as cancelled instead of calling the model for
+    a client that is gone. (A person's cancel still reaches the call: it watches the run's
+    cancel key in Redis like a worker does.)
+    """
+    _membership(token, Role.MEMBER)
+    prompt, system_prompt = flatten(chat.messages)
+    try:
+        prompt, system_prompt = run_services.prompt_validate(prompt, system_prompt)
+        config = _passthrough_config(token, target, chat)
+        estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
+        run = _passthrough_create(token, config, prompt, system_prompt, estimate.priced_usd)
+    except ServiceError as exc:
+        raise _service_status(exc) from None
+    spec = spec_for_run(config, prompt=prompt, system_prompt=system_prompt)
+    member = spec.members[0]
+    credential = Credential.objects.prefetch_related("keys").get(pk=target.credential.pk)
+    endpoint = credential_endpoint(credential, client=client, timeouts=run_timeouts())
+    return Passthrough(
+        run_id=str(run.pk),
+        config=config,
+        member=member,
+        max_attempts=spec.max_attempts,
+        endpoints={member.provider: endpoint},
+        prices=price_table(),
+    )
 
 
 @transaction.atomic
-def single_open(
-    *,
+def _passthrough_create(
     token: ApiToken,
-    target: SingleTarget,
-    messages: list[Message],
-    max_tokens: int | None,
-) -> SingleCall:
-    """Record a single-model call as a run of one member (source API), already running, with
-    its estimate reserved against the budgets; no worker is involved."""
-    _membership(token, Role.MEMBER)
-    prompt, system_prompt = flatten(messages)
-    try:
-        prompt, system_prompt = run_services.prompt_validate(prompt, system_prompt)
-        config = adhoc_config(
-            user=token.user,
-            workspace=token.workspace,
-            members=[AdhocMember(target.credential.pk, target.model)],
-        )
-        if max_tokens:
-            config["spec"]["members"][0]["max_tokens"] = max_tokens
-        config["name"] = f"{target.credential.label}/{target.model}"
-        estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
-        from workbench.usage.budgets import budget_reserve
+    config: dict[str, Any],
+    prompt: str,
+    system_prompt: str,
+    estimate: Decimal,
+) -> Run:
+    from workbench.usage.budgets import budget_reserve
 
-        budget_reserve(workspace=token.workspace, user=token.user, estimate=estimate.priced_usd)
-    except ServiceError as exc:
-        raise _service_status(exc) from None
+    budget_reserve(workspace=token.workspace, user=token.user, estimate=estimate)
     now = timezone.now()
     run = Run.objects.create(
         workspace=token.workspace,
@@ -218,90 +305,43 @@ def single_open(
         mode=config["spec"].get("mode", "best_of"),
         prompt=prompt,
         system_prompt=system_prompt,
-        source=RunSource.API,
+        source=RunSource.GATEWAY,
         status=RunStatus.RUNNING,
-        estimated_cost=estimate.priced_usd,
+        attempts=1,  # this process's claim: the recorder's writes are fenced by it
+        cancel_requested=True,  # see passthrough_open
+        estimated_cost=estimate,
         started_at=now,
         heartbeat_at=now,
     )
-    Candidate.objects.create(
-        run=run,
-        member="m1",
-        provider=target.credential.label,
-        provider_kind=target.credential.provider,
-        model=target.model,
-        status=CandidateStatus.STREAMING,
+    Candidate.objects.bulk_create(
+        Candidate(run=run, status=CandidateStatus.STREAMING, **row)
+        for row in candidate_rows(config)
     )
-    return SingleCall(run_id=str(run.pk), credential_id=target.credential.pk, prices=price_table())
+    return run
 
 
-def single_endpoint_credential(call: SingleCall) -> Credential:
-    return Credential.objects.prefetch_related("keys").get(pk=call.credential_id)
+def target_open(
+    *, token: ApiToken, chat: ChatInput, client: httpx.AsyncClient
+) -> Run | Passthrough:
+    """Resolve the model the request names and start serving it: a fusion run handed to a
+    worker, or a single-model run for this process to execute."""
+    target = target_resolve(token, chat.model)
+    if isinstance(target, FusionTarget):
+        return fusion_start(token=token, pool=target.pool, chat=chat)
+    return passthrough_open(token=token, target=target, chat=chat, client=client)
 
 
-@dataclass(frozen=True)
-class SingleResult:
-    status: str  # "ok", "failed", "cancelled"
-    model: str
-    text: str
-    finish_reason: str
-    input_tokens: int
-    output_tokens: int
-    estimated: bool
-    cost: Decimal | None
-    ttft_ms: float | None
-    latency_ms: float
-    key_label: str
-    attempts: int
-    error: str = ""
-
-
-@transaction.atomic
-def single_close(*, call: SingleCall, result: SingleResult) -> None:
-    """The call's record, the candidate and the run's outcome, in one transaction."""
-    run = Run.objects.select_for_update().get(pk=call.run_id)
-    ok = result.status == CallStatus.OK
-    ProviderCall.objects.create(
-        run=run,
-        call_id="m1/0/1",
-        candidate="m1",
-        provider=run.candidates.first().provider if run.candidates.exists() else "",
-        model=result.model,
-        key_label=result.key_label,
-        status=result.status,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        tokens_estimated=result.estimated,
-        cost=result.cost,
-        ttft_ms=result.ttft_ms,
-        latency_ms=result.latency_ms,
-        attempts=result.attempts,
-        error=result.error,
-    )
-    Candidate.objects.filter(run=run, member="m1").update(
-        status=CandidateStatus.DONE if ok else result.status,
-        text=result.text,
-        error=result.error,
-        finish_reason=result.finish_reason,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        tokens_estimated=result.estimated,
-        cost=result.cost,
-        ttft_ms=result.ttft_ms,
-        latency_ms=result.latency_ms,
-    )
-    statuses = {"ok": RunStatus.FINISHED, "cancelled": RunStatus.CANCELLED}
-    run.status = statuses.get(result.status, RunStatus.FAILED)
-    run.error = result.error
-    run.winner = "m1" if ok else ""
-    run.fused_text = result.text if ok else ""
-    run.total_cost = result.cost
-    run.cost_unpriced = result.cost is None
-    run.input_tokens = result.input_tokens
-    run.output_tokens = result.output_tokens
-    run.wall_ms = result.latency_ms
-    run.finished_at = timezone.now()
-    run.save()
+def passthrough_abandon(*, run_id: str) -> None:
+    """End a single-model run whose client left before its call was made."""
+    with transaction.atomic():
+        ended = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempts=1).update(
+            status=RunStatus.CANCELLED,
+            error="The client disconnected before the call was made.",
+            finished_at=timezone.now(),
+            total_cost=Decimal(0),
+        )
+        if ended:
+            Candidate.objects.filter(run_id=run_id).update(status=CandidateStatus.CANCELLED)
 
 
 def run_cancel_for(*, run_id: str, token: ApiToken) -> None:
@@ -322,7 +362,7 @@ def _money(value: Decimal | None) -> str | None:
 
 def run_outcome(run_id: str, base_url: str) -> dict[str, Any]:
     """The ended run as the gateway reports it: answer, usage over EVERY call, and details."""
-    run = Run.objects.get(pk=run_id)
+    run = Run.objects.select_related("workspace").get(pk=run_id)
     calls = ProviderCall.objects.filter(run=run)
     sums = calls.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost"))
     candidates = list(run.candidates.all())

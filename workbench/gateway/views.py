@@ -1,5 +1,7 @@
 """``/v1/models``, ``/v1/chat/completions`` (OpenAI format) and ``/anthropic/v1/messages``
-(Anthropic format): async views under daphne, thin over ``services`` and ``flows``.
+(Anthropic format): async views under daphne, thin over ``services`` and the flows. Both chat
+endpoints are one view; what differs is the request parser and the framing of the answer
+(``openai_format``, ``anthropic_format``).
 
 A streamed response starts only once the first piece of the answer exists (or the run ended),
 so a request that fails outright still gets a proper status instead of a 200 with an error in
@@ -9,10 +11,7 @@ its stream. When the client goes away, the run is cancelled.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,15 +19,19 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from workbench.gateway import services
+from workbench.gateway import openai_format, services
+from workbench.gateway.anthropic_format import AnthropicAnswer
 from workbench.gateway.errors import GatewayError
-from workbench.gateway.flows import Flow, FusionFlow, SingleFlow
+from workbench.gateway.flows import Flow, FusionFlow
 from workbench.gateway.inputs import ChatInput, anthropic_input, body_json, openai_input
+from workbench.gateway.openai_format import OpenAIAnswer
+from workbench.gateway.passthrough import PassthroughFlow, gateway_client
 from workbench.tokens.models import ApiToken
 
 log = logging.getLogger(__name__)
 
 _END = object()
+Answer = OpenAIAnswer | AnthropicAnswer
 
 
 def _bearer(request: HttpRequest) -> str:
@@ -37,36 +40,53 @@ def _bearer(request: HttpRequest) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-async def _authenticate(raw: str) -> ApiToken:
-    token = await sync_to_async(services.token_for)(raw)
-    await sync_to_async(services.rate_check)(token)
-    return token
-
-
 def _base_url(request: HttpRequest) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
+# Abandoned runs being ended in the background (a reference keeps each task alive).
+_abandoning: set[asyncio.Task[None]] = set()
+
+
 async def _open(request: HttpRequest, token: ApiToken, chat: ChatInput) -> Flow:
-    target = await sync_to_async(services.target_resolve)(token, chat.model)
+    opening = asyncio.ensure_future(
+        sync_to_async(services.target_open)(token=token, chat=chat, client=gateway_client())
+    )
+    try:
+        opened = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # The client left while its run was being made: once it exists, end it unstarted.
+        task = asyncio.ensure_future(_abandon(opening, token))
+        _abandoning.add(task)
+        task.add_done_callback(_abandoning.discard)
+        raise
     base = _base_url(request)
-    if isinstance(target, services.FusionTarget):
-        run = await sync_to_async(services.fusion_start)(
-            token=token, pool=target.pool, messages=chat.messages
-        )
-        return FusionFlow(token=token, run_id=str(run.pk), base_url=base)
-    call = await sync_to_async(services.single_open)(
-        token=token, target=target, messages=chat.messages, max_tokens=chat.max_tokens
-    )
-    return SingleFlow(
-        token=token,
-        call=call,
-        model=target.model,
-        messages=chat.messages,
-        temperature=chat.temperature,
-        max_tokens=chat.max_tokens,
-        base_url=base,
-    )
+    flow: Flow
+    if isinstance(opened, services.Passthrough):
+        flow = PassthroughFlow(token=token, call=opened, messages=chat.messages, base_url=base)
+    else:
+        flow = FusionFlow(token=token, run_id=str(opened.pk), base_url=base)
+    flow.start()
+    return flow
+
+
+async def _abandon(opening: asyncio.Future[Any], token: ApiToken) -> None:
+    try:
+        opened = await opening
+    except GatewayError:
+        return  # refused: no run was made
+    # Outlives the request, whose thread-sensitive executor is gone by now: a thread of its own.
+    try:
+        if isinstance(opened, services.Passthrough):
+            await sync_to_async(services.passthrough_abandon, thread_sensitive=False)(
+                run_id=opened.run_id
+            )
+        else:
+            await sync_to_async(services.run_cancel_for, thread_sensitive=False)(
+                run_id=str(opened.pk), token=token
+            )
+    except Exception:
+        log.exception("could not end the run of a client that left")
 
 
 async def _cancel_quietly(flow: Flow) -> None:
@@ -94,246 +114,89 @@ async def _peek(flow: Flow) -> tuple[AsyncIterator[str], Any]:
     return iterator, first
 
 
-def _stream_response(
-    events: AsyncIterator[str], flow: Flow, *, content_type: str = "text/event-stream"
-) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type=content_type)
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    response["X-Fusion-Run-Id"] = flow.run_id
-    return response
-
-
-async def _guarded(
-    flow: Flow, first: Any, iterator: AsyncIterator[str], on_error: Callable[[GatewayError], str]
-) -> AsyncIterator[tuple[str, str | None]]:
-    """(kind, text): "delta" pieces, then "end"; an error mid-stream becomes one error frame."""
+async def _frames(
+    answer: Answer, flow: Flow, first: Any, iterator: AsyncIterator[str]
+) -> AsyncIterator[str]:
+    """The whole stream; an error after it started becomes the format's error frame."""
     finished = False
     try:
-        if first is not _END:
-            yield "delta", first
-            async for piece in iterator:
-                yield "delta", piece
+        for frame in answer.opening():
+            yield frame
+        try:
+            if first is not _END:
+                yield answer.delta(first)
+                async for piece in iterator:
+                    yield answer.delta(piece)
+        except GatewayError as exc:
+            finished = True
+            yield answer.error_frame(exc)
+            return
         finished = True
-        yield "end", None
-    except GatewayError as exc:
-        finished = True
-        yield "error", on_error(exc)
+        for frame in answer.closing(flow.outcome or {}, flow.finish_reason):
+            yield frame
     finally:
         if not finished:  # the client went away mid-stream
             await _cancel_quietly(flow)
 
 
-def _finish(flow: Flow, openai: bool) -> str:
-    reason = flow.finish_reason if isinstance(flow, SingleFlow) else "stop"
-    long = reason in ("length", "max_tokens")
-    if openai:
-        return "length" if long else "stop"
-    return "max_tokens" if long else "end_turn"
+def _with_run_id(response: HttpResponse, flow: Flow) -> HttpResponse:
+    response["X-Fusion-Run-Id"] = flow.run_id
+    return response
 
 
-# --- OpenAI ------------------------------------------------------------------------------------
-
-
-def _openai_error(exc: GatewayError) -> JsonResponse:
-    return JsonResponse(exc.openai_body(), status=exc.status)
-
-
-def _openai_usage(outcome: dict[str, Any]) -> dict[str, int]:
-    i, o = outcome["input_tokens"], outcome["output_tokens"]
-    return {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}
+async def _chat(
+    request: HttpRequest,
+    answer_type: type[Answer],
+    parse: Callable[[dict[str, Any]], ChatInput],
+    raw_token: str,
+) -> HttpResponse:
+    refuse = answer_type.error_response
+    if request.method != "POST":
+        return refuse(GatewayError(405, "Use POST."))
+    try:
+        token = await sync_to_async(services.authenticate)(raw_token)
+        chat = parse(body_json(request.body))  # after: a bad token is a 401 whatever the body
+        flow = await _open(request, token, chat)
+    except GatewayError as exc:
+        return refuse(exc)
+    answer = answer_type(run_id=flow.run_id, model=chat.model, include_usage=chat.include_usage)
+    if not chat.stream:
+        try:
+            text = await _collect(flow)
+        except GatewayError as exc:
+            return _with_run_id(refuse(exc), flow)
+        body = answer.body(text, flow.outcome or {}, flow.finish_reason)
+        return _with_run_id(JsonResponse(body), flow)
+    try:
+        iterator, first = await _peek(flow)
+    except GatewayError as exc:
+        return _with_run_id(refuse(exc), flow)
+    response = StreamingHttpResponse(
+        _frames(answer, flow, first, iterator), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return _with_run_id(response, flow)
 
 
 @csrf_exempt
 async def openai_models(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
-        return _openai_error(GatewayError(405, "Use GET."))
+        return openai_format.error_response(GatewayError(405, "Use GET."))
     try:
-        token = await _authenticate(_bearer(request))
+        token = await sync_to_async(services.authenticate)(_bearer(request))
     except GatewayError as exc:
-        return _openai_error(exc)
+        return openai_format.error_response(exc)
     rows = await sync_to_async(services.models_for)(token)
     return JsonResponse({"object": "list", "data": rows})
 
 
 @csrf_exempt
 async def openai_chat(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return _openai_error(GatewayError(405, "Use POST."))
-    try:
-        token = await _authenticate(_bearer(request))
-        chat = openai_input(body_json(request.body))
-        flow = await _open(request, token, chat)
-    except GatewayError as exc:
-        return _openai_error(exc)
-    ident = f"chatcmpl-{flow.run_id.replace('-', '')}"
-    created = int(time.time())
-    if not chat.stream:
-        try:
-            text = await _collect(flow)
-        except GatewayError as exc:
-            return _openai_error(exc)
-        outcome = flow.outcome or {}
-        body = {
-            "id": ident,
-            "object": "chat.completion",
-            "created": created,
-            "model": chat.model,
-            "system_fingerprint": None,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": _finish(flow, openai=True),
-                }
-            ],
-            "usage": _openai_usage(outcome),
-            "fusion": outcome.get("fusion"),
-        }
-        response = JsonResponse(body)
-        response["X-Fusion-Run-Id"] = flow.run_id
-        return response
-    try:
-        iterator, first = await _peek(flow)
-    except GatewayError as exc:
-        return _openai_error(exc)
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        data: dict[str, Any] = {
-            "id": ident,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": chat.model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if chat.include_usage:
-            data["usage"] = None
-        data.update(extra)
-        return f"data: {json.dumps(data)}\n\n"
-
-    async def events() -> AsyncIterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
-        async for kind, value in _guarded(flow, first, iterator, _sse_openai_error):
-            if kind == "delta":
-                yield chunk({"content": value})
-            elif kind == "error":
-                yield value  # type: ignore[misc]
-                return
-        outcome = flow.outcome or {}
-        yield chunk({}, _finish(flow, openai=True), fusion=outcome.get("fusion"))
-        if chat.include_usage:
-            data = {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": chat.model,
-                "system_fingerprint": None,
-                "choices": [],
-                "usage": _openai_usage(outcome),
-            }
-            yield f"data: {json.dumps(data)}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return _stream_response(events(), flow)
-
-
-def _sse_openai_error(exc: GatewayError) -> str:
-    return f"data: {json.dumps(exc.openai_body())}\n\n"
-
-
-# --- Anthropic ---------------------------------------------------------------------------------
-
-
-def _anthropic_error(exc: GatewayError) -> JsonResponse:
-    return JsonResponse(exc.anthropic_body(), status=exc.status)
-
-
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps({'type': event, **data})}\n\n"
-
-
-def _sse_anthropic_error(exc: GatewayError) -> str:
-    return f"event: error\ndata: {json.dumps(exc.anthropic_body())}\n\n"
+    return await _chat(request, OpenAIAnswer, openai_input, _bearer(request))
 
 
 @csrf_exempt
 async def anthropic_messages(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return _anthropic_error(GatewayError(405, "Use POST."))
-    try:
-        token = await _authenticate(request.headers.get("x-api-key", "") or _bearer(request))
-        chat = anthropic_input(body_json(request.body))
-        flow = await _open(request, token, chat)
-    except GatewayError as exc:
-        return _anthropic_error(exc)
-    ident = f"msg_{uuid.UUID(flow.run_id).hex}"
-    if not chat.stream:
-        try:
-            text = await _collect(flow)
-        except GatewayError as exc:
-            return _anthropic_error(exc)
-        outcome = flow.outcome or {}
-        body = {
-            "id": ident,
-            "type": "message",
-            "role": "assistant",
-            "model": chat.model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": _finish(flow, openai=False),
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": outcome.get("input_tokens", 0),
-                "output_tokens": outcome.get("output_tokens", 0),
-            },
-            "fusion": outcome.get("fusion"),
-        }
-        response = JsonResponse(body)
-        response["X-Fusion-Run-Id"] = flow.run_id
-        return response
-    try:
-        iterator, first = await _peek(flow)
-    except GatewayError as exc:
-        return _anthropic_error(exc)
-
-    async def events() -> AsyncIterator[str]:
-        message = {
-            "id": ident,
-            "type": "message",
-            "role": "assistant",
-            "model": chat.model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        }
-        yield _sse("message_start", {"message": message})
-        yield _sse(
-            "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
-        )
-        async for kind, value in _guarded(flow, first, iterator, _sse_anthropic_error):
-            if kind == "delta":
-                yield _sse(
-                    "content_block_delta",
-                    {"index": 0, "delta": {"type": "text_delta", "text": value}},
-                )
-            elif kind == "error":
-                yield value  # type: ignore[misc]
-                return
-        outcome = flow.outcome or {}
-        yield _sse("content_block_stop", {"index": 0})
-        yield _sse(
-            "message_delta",
-            {
-                "delta": {"stop_reason": _finish(flow, openai=False), "stop_sequence": None},
-                "usage": {
-                    "input_tokens": outcome.get("input_tokens", 0),
-                    "output_tokens": outcome.get("output_tokens", 0),
-                },
-                "fusion": outcome.get("fusion"),
-            },
-        )
-        yield _sse("message_stop", {})
-
-    return _stream_response(events(), flow)
+    raw = request.headers.get("x-api-key", "") or _bearer(request)
+    return await _chat(request, AnthropicAnswer, anthropic_input, raw)

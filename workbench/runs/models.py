@@ -31,7 +31,8 @@ TERMINAL_STATUSES = frozenset(
 
 class RunSource(models.TextChoices):
     WEB = "web", "Web"
-    API = "api", "API"
+    API = "api", "API"  # the REST API (/api/v1/)
+    GATEWAY = "gateway", "Gateway"  # the OpenAI- and Anthropic-compatible endpoints
     EXPERIMENT = "experiment", "Experiment"
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import pre_save
 
 
 class UsageConfig(AppConfig):
@@ -8,3 +9,12 @@ class UsageConfig(AppConfig):
 
     name = "workbench.usage"
     label = "usage"
+
+    def ready(self) -> None:
+        from workbench.usage.budgets import refuse_unpriced_on_create
+
+        # Every way a run is made (web, REST API, gateway, experiments) creates its row: the
+        # one place to refuse a run a monthly cap could not count (see ``budgets``).
+        pre_save.connect(
+            refuse_unpriced_on_create, sender="runs.Run", dispatch_uid="usage.refuse_unpriced"
+        )

@@ -20,7 +20,7 @@ def bars(items: list[tuple[str, Decimal]], *, limit: int = 12) -> list[Bar]:
     items = items[:limit]
     top = max((v for _, v in items), default=Decimal(0))
     return [
-        Bar(label, value, _money(value), float(value / top * 100) if top > 0 else 0.0)
+        Bar(label, value, money(value), float(value / top * 100) if top > 0 else 0.0)
         for label, value in items
     ]
 
@@ -55,12 +55,12 @@ def day_chart(
         h = float(value / top) * (height - 4) if top > 0 else 0.0
         h = max(h, 1.0) if value > 0 else 0.0
         columns.append(
-            Column(day, value, _money(value), i * slot + (slot - bar_width) / 2, height - h, h)
+            Column(day, value, money(value), i * slot + (slot - bar_width) / 2, height - h, h)
         )
-    return DayChart(columns, width, height, bar_width, _money(top))
+    return DayChart(columns, width, height, bar_width, money(top))
 
 
-def _money(value: Decimal) -> str:
+def money(value: Decimal) -> str:
     if value >= 100:
         return f"${value:,.0f}"
     if value >= 1:

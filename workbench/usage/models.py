@@ -1,7 +1,9 @@
-"""Monthly spending caps of a workspace, for the whole workspace and for each member."""
+"""Monthly spending caps of a workspace: for the whole workspace, for each member by default,
+and for particular members (an owner's or admin's override)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -20,3 +22,22 @@ class WorkspaceBudget(models.Model):
 
     def __str__(self) -> str:
         return f"Budget of {self.workspace}"
+
+
+class MemberBudget(models.Model):
+    """One member's monthly cap, in place of the workspace's default cap per member."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="member_budgets"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    monthly_usd = models.DecimalField(max_digits=12, decimal_places=4)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="one_budget_per_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"Budget of {self.user} in {self.workspace}"

@@ -1,8 +1,16 @@
-"""Reads for the usage page and the CSV export: provider calls of one workspace in a date range,
-grouped every way the page shows them. Every query starts from the workspace."""
+"""Reads for the usage page, the CSV export and ``/metrics``: provider calls grouped every way
+they are shown. Every query of the page starts from the workspace.
+
+"Provider" is the kind of provider (OpenAI, Anthropic, Gemini, OpenRouter, …); the credential
+— a workspace's own label for a set of keys — is a breakdown of its own. A call record names
+its credential by label only, so its kind comes from the run's candidate with that label (the
+kind frozen with the pool), else from the workspace's credential of that label (a judge-only
+credential), else it is unknown.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,14 +18,19 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from workbench.accounts.models import Workspace
-from workbench.runs.models import CallStatus, ProviderCall
+from fusion.providers.registry import PROVIDER_KINDS
+from workbench.accounts.models import Membership, Workspace
+from workbench.keys.models import Credential
+from workbench.runs.models import CallStatus, Candidate, ProviderCall
+from workbench.usage.budgets import BudgetState, member_cap, used_by_member
+from workbench.usage.models import WorkspaceBudget
 
 ZERO = Decimal(0)
+UNKNOWN_KIND = "other"
 
 
 @dataclass(frozen=True)
@@ -41,11 +54,30 @@ def default_range(today: date | None = None) -> Range:
     return Range(today - timedelta(days=29), today)
 
 
+def provider_kind() -> Coalesce:
+    """The provider kind of a ``ProviderCall`` row, as an SQL expression (see the module)."""
+    of_candidate = (
+        Candidate.objects.filter(run_id=OuterRef("run_id"), provider=OuterRef("provider"))
+        .exclude(provider_kind="")
+        .values("provider_kind")[:1]
+    )
+    of_credential = Credential.objects.filter(
+        workspace_id=OuterRef("run__workspace_id"), label=OuterRef("provider")
+    ).values("provider")[:1]
+    return Coalesce(Subquery(of_candidate), Subquery(of_credential), Value(UNKNOWN_KIND))
+
+
+def kind_label(kind: str) -> str:
+    spec = PROVIDER_KINDS.get(kind)
+    return spec.label if spec is not None else "Other"
+
+
 def calls_in(workspace: Workspace, span: Range) -> QuerySet[ProviderCall]:
+    """The workspace's calls in the range, each with its provider ``kind``."""
     low, high = span.bounds
     return ProviderCall.objects.filter(
         run__workspace=workspace, created_at__gte=low, created_at__lt=high
-    )
+    ).annotate(kind=provider_kind())
 
 
 @dataclass(frozen=True)
@@ -57,15 +89,16 @@ class Group:
     output_tokens: int
 
 
-def spend_by(calls: QuerySet[ProviderCall], field: str) -> list[Group]:
+def spend_by(calls: QuerySet[ProviderCall], field: str, labels: Any = None) -> list[Group]:
+    """Spend grouped by ``field``; ``labels`` (a function) names each key for display."""
     rows = (
         calls.values(key=F(field))
         .annotate(cost=Sum("cost"), n=Count("id"), i=Sum("input_tokens"), o=Sum("output_tokens"))
         .order_by()
     )
+    name = labels or (lambda key: str(key or "—"))
     groups = [
-        Group(str(r["key"] or "—"), r["cost"] or ZERO, r["n"], r["i"] or 0, r["o"] or 0)
-        for r in rows
+        Group(name(r["key"]), r["cost"] or ZERO, r["n"], r["i"] or 0, r["o"] or 0) for r in rows
     ]
     return sorted(groups, key=lambda g: (-g.cost, -g.calls, g.label))
 
@@ -83,16 +116,17 @@ def spend_by_day(calls: QuerySet[ProviderCall], span: Range) -> list[tuple[date,
 
 
 def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least ``q`` of them at or below."""
     if not values:
         return None
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+    rank = math.ceil(q * len(ordered) - 1e-9)  # the epsilon: 0.95 * 20 is 19.000000000000004
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
 @dataclass(frozen=True)
 class ModelStats:
-    provider: str
+    provider: str  # the provider kind's name
     model: str
     calls: int
     failed: int
@@ -111,12 +145,13 @@ MAX_LATENCY_ROWS = 100_000
 
 
 def model_stats(calls: QuerySet[ProviderCall]) -> list[ModelStats]:
+    """Latency and TTFT percentiles of successful calls, and failures, per provider and model."""
     latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
     ttfts: dict[tuple[str, str], list[float]] = defaultdict(list)
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    rows = calls.values_list("provider", "model", "status", "latency_ms", "ttft_ms")
-    for provider, model, status, latency, ttft in rows[:MAX_LATENCY_ROWS]:
-        key = (provider, model)
+    rows = calls.values_list("kind", "model", "status", "latency_ms", "ttft_ms")
+    for kind, model, status, latency, ttft in rows[:MAX_LATENCY_ROWS]:
+        key = (kind_label(kind), model)
         totals[key][0] += 1
         if status == CallStatus.FAILED:
             totals[key][1] += 1
@@ -152,10 +187,71 @@ def provider_errors(stats: Iterable[ModelStats]) -> list[tuple[str, int, int, fl
     )
 
 
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    groups: list[Group]
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    total: Decimal
+    calls: int
+    tokens: int
+    by_day: list[tuple[date, Decimal]]
+    sections: list[Section]
+    stats: list[ModelStats]
+    provider_errors: list[tuple[str, int, int, float]]
+
+
+def usage_summary(workspace: Workspace, span: Range) -> UsageSummary:
+    calls = calls_in(workspace, span)
+    by_model = spend_by(calls, "model")
+    stats = model_stats(calls)
+    return UsageSummary(
+        total=sum((g.cost for g in by_model), ZERO),
+        calls=sum(g.calls for g in by_model),
+        tokens=sum(g.input_tokens + g.output_tokens for g in by_model),
+        by_day=spend_by_day(calls, span),
+        sections=[
+            Section("model", "By model", by_model),
+            Section("provider", "By provider", spend_by(calls, "kind", kind_label)),
+            Section("credential", "By credential", spend_by(calls, "provider")),
+            Section("pool", "By pool", spend_by(calls, "run__pool_name")),
+            Section("user", "By member", spend_by(calls, "run__created_by__username")),
+        ],
+        stats=stats,
+        provider_errors=provider_errors(stats),
+    )
+
+
+@dataclass(frozen=True)
+class MemberBudgetRow:
+    user_id: int
+    username: str
+    role: str
+    state: BudgetState
+
+
+def member_budgets(workspace: Workspace) -> list[MemberBudgetRow]:
+    """Every member's cap (their own or the default), spend this month and what is left."""
+    budget = WorkspaceBudget.objects.filter(workspace=workspace).first()
+    used = used_by_member(workspace)
+    rows = []
+    memberships = Membership.objects.filter(workspace=workspace).select_related("user")
+    for m in memberships.order_by("user__username"):
+        cap, custom = member_cap(budget, workspace, m.user_id)
+        spent, reserved = used.get(m.user_id, (ZERO, ZERO))
+        state = BudgetState(cap=cap, spent=spent, reserved=reserved, custom=custom)
+        rows.append(MemberBudgetRow(m.user_id, m.user.username, m.get_role_display(), state))
+    return rows
+
+
 CSV_FIELDS = [
-    "created_at", "run_id", "pool", "user", "source", "candidate", "phase", "provider", "model",
-    "status", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd", "latency_ms",
-    "ttft_ms", "attempts",
+    "created_at", "run_id", "pool", "user", "source", "candidate", "phase", "provider",
+    "credential", "model", "status", "input_tokens", "output_tokens", "tokens_estimated",
+    "cost_usd", "latency_ms", "ttft_ms", "attempts",
 ]  # fmt: skip
 
 
@@ -165,8 +261,8 @@ def csv_rows(calls: QuerySet[ProviderCall]) -> Iterable[list[Any]]:
         user = c.run.created_by
         yield [
             c.created_at.isoformat(), str(c.run_id), c.run.pool_name,
-            user.username if user else "", c.run.source, c.candidate, c.phase, c.provider,
-            c.model, c.status, c.input_tokens, c.output_tokens, c.tokens_estimated,
+            user.username if user else "", c.run.source, c.candidate, c.phase, c.kind,
+            c.provider, c.model, c.status, c.input_tokens, c.output_tokens, c.tokens_estimated,
             "" if c.cost is None else format(c.cost, "f"), round(c.latency_ms, 1),
             "" if c.ttft_ms is None else round(c.ttft_ms, 1), c.attempts,
         ]  # fmt: skip

@@ -1,30 +1,28 @@
-"""The usage page of a workspace (spend, latency, errors, budget), its CSV export, the budget
-form, and ``/metrics`` for Prometheus."""
+"""The usage page of a workspace (spend, latency, errors, budgets), its CSV export, the budget
+forms, and ``/metrics`` for Prometheus. The figures come from ``selectors``; charts are drawn
+on the server (``charts``)."""
 
 from __future__ import annotations
 
 import csv
 import hmac
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    StreamingHttpResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from workbench.accounts.access import require_role, workspace_view
-from workbench.accounts.models import Role, Workspace
+from workbench.accounts.models import Membership, Role, Workspace
 from workbench.lib.errors import ServiceError
 from workbench.usage import charts, selectors
-from workbench.usage.budgets import budget_set, budget_state
+from workbench.usage.budgets import budget_set, budget_state, member_budget_set
 from workbench.usage.metrics import metrics_text
 from workbench.usage.models import WorkspaceBudget
 
@@ -54,7 +52,7 @@ def _csv(workspace: Workspace, span: selectors.Range) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
     calls = selectors.calls_in(workspace, span)
 
-    def lines():  # type: ignore[no-untyped-def]
+    def lines() -> Iterator[str]:
         yield writer.writerow(selectors.CSV_FIELDS)
         for row in selectors.csv_rows(calls):
             yield writer.writerow(row)
@@ -65,57 +63,32 @@ def _csv(workspace: Workspace, span: selectors.Range) -> StreamingHttpResponse:
     return response
 
 
-def _section(key: str, title: str, groups: list[selectors.Group]) -> dict[str, object]:
-    return {
-        "key": key,
-        "title": title,
-        "groups": groups,
-        "bars": charts.bars([(g.label, g.cost) for g in groups]),
-    }
-
-
-def _section(key: str, title: str, groups: list[selectors.Group]) -> dict[str, object]:
-    return {
-        "key": key,
-        "title": title,
-        "groups": groups,
-        "bars": charts.bars([(g.label, g.cost) for g in groups]),
-    }
-
-
 @require_GET
 @workspace_view(min_role=Role.VIEWER)
 def usage_index(request: HttpRequest, workspace: Workspace) -> HttpResponse:
     span = _range(request)
     if request.GET.get("format") == "csv":
         return _csv(workspace, span)
-    calls = selectors.calls_in(workspace, span)
-    by_model = selectors.spend_by(calls, "model")
-    by_provider = selectors.spend_by(calls, "provider")
-    by_pool = selectors.spend_by(calls, "run__pool_name")
-    by_user = selectors.spend_by(calls, "run__created_by__username")
-    stats = selectors.model_stats(calls)
-    total = sum((g.cost for g in by_model), Decimal(0))
-    budget = WorkspaceBudget.objects.filter(workspace=workspace).first()
+    summary = selectors.usage_summary(workspace, span)
     context = {
         "workspace": workspace,
         "span": span,
-        "total": total,
-        "total_text": charts._money(total),
-        "call_count": sum(g.calls for g in by_model),
-        "tokens": sum(g.input_tokens + g.output_tokens for g in by_model),
-        "days": charts.day_chart(selectors.spend_by_day(calls, span)),
+        "summary": summary,
+        "total_text": charts.money(summary.total),
+        "days": charts.day_chart(summary.by_day),
         "sections": [
-            _section("model", "By model", by_model),
-            _section("provider", "By provider", by_provider),
-            _section("pool", "By pool", by_pool),
-            _section("user", "By member", by_user),
+            {
+                "key": s.key,
+                "title": s.title,
+                "groups": s.groups,
+                "bars": charts.bars([(g.label, g.cost) for g in s.groups]),
+            }
+            for s in summary.sections
         ],
-        "stats": stats,
-        "provider_errors": selectors.provider_errors(stats),
-        "budget": budget,
+        "budget": WorkspaceBudget.objects.filter(workspace=workspace).first(),
         "workspace_budget": budget_state(workspace),
         "my_budget": budget_state(workspace, request.user),  # type: ignore[arg-type]
+        "member_budgets": selectors.member_budgets(workspace),
         "can_set_budget": request.membership.has_role(Role.ADMIN),  # type: ignore[attr-defined]
         "month_start": timezone.localtime().replace(day=1).date(),
     }
@@ -146,6 +119,35 @@ def budget_update(request: HttpRequest, workspace: Workspace) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.message)
     return redirect("usage:index", ws=workspace.slug)
+
+
+@require_POST
+@workspace_view(min_role=Role.ADMIN)
+def member_budget_update(request: HttpRequest, workspace: Workspace) -> HttpResponse:
+    """One member's own monthly cap; an empty amount goes back to the default per member."""
+    require_role(request, Role.ADMIN)
+    raw_user = request.POST.get("user", "")
+    membership = (
+        Membership.objects.filter(workspace=workspace, user_id=raw_user)
+        .select_related("user")
+        .first()
+        if raw_user.isdigit()
+        else None
+    )
+    if membership is None:
+        messages.error(request, "Choose a member of this workspace.")
+        return redirect("usage:index", ws=workspace.slug)
+    user = membership.user
+    try:
+        amount = _money_or_none(request.POST.get("monthly_usd", ""))
+        member_budget_set(workspace=workspace, user=user, monthly_usd=amount)
+        if amount is None:
+            messages.success(request, f"{user.username} is back on the default cap per member.")
+        else:
+            messages.success(request, f"{user.username}'s monthly cap is now ${amount:.2f}.")
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("usage:index", kwargs={"ws": workspace.slug}) + "#member-budgets")
 
 
 @require_GET

@@ -8,6 +8,7 @@ import pytest
 from tests.workbench.gateway.helpers import FAST, sim_credential, token_for
 from tests.workbench.runs.helpers import simulated_pool
 from workbench.lib.stack import Stack
+from workbench.pools.models import Mode
 from workbench.runs.models import ProviderCall, Run, RunStatus
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,27 @@ def test_it_answers_a_pool_in_the_messages_format(
     assert message.content[0].text == run.fused_text
     assert message.stop_reason == "end_turn"
     assert (message.usage.input_tokens, message.usage.output_tokens) == usage_of(run)
+
+
+@pytest.mark.parametrize("mode", [Mode.BEST_OF, Mode.MERGE])
+def test_it_streams_a_pool(live_stack: Stack, alice, workspace, mode: str) -> None:
+    pool = simulated_pool(
+        workspace, alice, [FAST, FAST], mode=mode, judge="sim-judge@ttft=0.01,tps=300"
+    )
+    api = client(live_stack, token_for(alice, workspace))
+    with api.messages.stream(
+        model=f"fusion/{pool.slug}", max_tokens=200, messages=PROMPT
+    ) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+
+    run = Run.objects.get()
+    assert run.status == RunStatus.FINISHED
+    assert final.content[0].text.strip() == run.fused_text.strip() != ""
+    assert final.stop_reason == "end_turn" and final.id == f"msg_{run.pk.hex}"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == usage_of(run)
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert "content_block_delta" in events and "message_delta" in events
 
 
 def test_it_streams_a_single_model(live_stack: Stack, alice, workspace) -> None:

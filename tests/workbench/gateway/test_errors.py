@@ -48,10 +48,19 @@ def test_it_answers_in_the_anthropic_error_shape(alice, workspace) -> None:
 
 
 def test_it_refuses_over_the_rate_limit_with_429(alice, workspace) -> None:
+    # Five requests well inside one 60 s window (the window slides: see test_ratelimit).
     token = token_for(alice, workspace)
     ApiToken.objects.update(rate_per_minute=3)
-    statuses = [chat(token, body("fusion/x"))[0] for _ in range(5)]
-    assert statuses == [404, 404, 404, 429, 429]
+    responses = [
+        Client().post(
+            "/v1/chat/completions", data=json.dumps(body("fusion/x")),
+            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        for _ in range(5)
+    ]  # fmt: skip
+    assert [r.status_code for r in responses] == [404, 404, 404, 429, 429]
+    assert int(responses[-1]["Retry-After"]) >= 1
+    assert responses[-1].json()["error"]["type"] == "rate_limit_error"
 
 
 def test_it_refuses_over_the_pools_run_cap_with_402(alice, workspace) -> None:

@@ -47,7 +47,7 @@ def test_it_answers_with_the_fused_answer_and_every_calls_usage(
     completion = response.parse()
 
     run = Run.objects.get(pk=response.headers["X-Fusion-Run-Id"])
-    assert run.status == RunStatus.FINISHED and run.source == RunSource.API
+    assert run.status == RunStatus.FINISHED and run.source == RunSource.GATEWAY
     assert completion.choices[0].message.content == run.fused_text
     assert completion.choices[0].finish_reason == "stop"
     inp, out = recorded_usage(str(run.pk))
@@ -109,7 +109,7 @@ def test_it_passes_a_single_model_through_and_records_the_call(
     ))  # fmt: skip
 
     assert completion.choices[0].message.content.startswith("[simulated sim-fast")
-    runs = list(Run.objects.filter(source=RunSource.API).order_by("created_at"))
+    runs = list(Run.objects.filter(source=RunSource.GATEWAY).order_by("created_at"))
     assert len(runs) == 2 and all(r.status == RunStatus.FINISHED for r in runs)
     call = runs[0].calls.get()
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (

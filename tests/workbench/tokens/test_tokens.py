@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from workbench.accounts.services import workspace_create
 from workbench.tokens.models import ApiToken
@@ -119,3 +121,25 @@ def test_it_needs_no_csrf_token_with_a_bearer_token(alice, workspace) -> None:
         HTTP_AUTHORIZATION=f"Bearer {raw}",
     )
     assert response.status_code == 400 and response.json()["code"] == "unknown_pool"
+
+
+def test_it_notes_when_a_token_was_last_used(alice, alice_client, workspace) -> None:
+    token, raw = token_create(workspace=workspace, user=alice, name="a")
+    assert token.last_used_at is None
+    assert "never" in alice_client.get(url(workspace)).content.decode()
+
+    Client().get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {raw}")  # any use counts
+
+    token.refresh_from_db()
+    first = token.last_used_at
+    assert first is not None and timezone.now() - first < timedelta(seconds=30)
+    token_authenticate(raw)  # again within a minute: no write for every request
+    token.refresh_from_db()
+    assert token.last_used_at == first
+    earlier = timezone.now() - timedelta(minutes=5)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=earlier)
+    Client().get(f"/api/v1/workspaces/{workspace.slug}/pools", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    token.refresh_from_db()
+    assert token.last_used_at > earlier + timedelta(minutes=4)
+    page = alice_client.get(url(workspace)).content.decode()
+    assert "never" not in page and "ago" in page

@@ -8,7 +8,7 @@ seeds its admin-editable price table from it and passes that table as ``prices``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -97,11 +97,57 @@ def _candidates(model: str) -> list[str]:
         names.append(name)
 
 
-def _normalise(prices: Mapping[str, Price]) -> dict[str, Price]:
-    return {k.strip().lower(): v for k, v in prices.items()}
+class PriceBook(Mapping[str, Price]):
+    """A price table made ready for lookups: normalised once, wildcards sorted once, and every
+    model's answer kept. The engine makes one per run; it reads like the table it was made of.
+    """
+
+    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
+        source = DEFAULT_PRICES if prices is None else prices
+        self._table = {k.strip().lower(): v for k, v in source.items()}
+        self._wildcards = sorted((k for k in self._table if k.endswith("*")), key=len, reverse=True)
+        self._found: dict[str, Price | None] = {}
+
+    def __getitem__(self, key: str) -> Price:
+        return self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def lookup(self, model: str) -> Price | None:
+        try:
+            return self._found[model]
+        except KeyError:
+            found = self._found[model] = self._lookup(model)
+            return found
+
+    def _lookup(self, model: str) -> Price | None:
+        base, _, variant = model.partition(":")
+        if variant.strip().lower() == "free":
+            return _ZERO
+        table = self._table
+        names = _candidates(model) + ([] if base == model else _candidates(base))
+        for name in names:
+            if name in table:
+                return table[name]
+        for name in names:
+            for pattern in self._wildcards:
+                if name.startswith(pattern[:-1]):
+                    return table[pattern]
+        return None
 
 
-_DEFAULT = _normalise(DEFAULT_PRICES)
+_DEFAULT_BOOK = PriceBook()
+
+
+def price_book(prices: Mapping[str, Price] | None) -> PriceBook:
+    """``prices`` ready for lookups (itself if it already is a ``PriceBook``)."""
+    if prices is None:
+        return _DEFAULT_BOOK
+    return prices if isinstance(prices, PriceBook) else PriceBook(prices)
 
 
 def price_for(model: str, prices: Mapping[str, Price] | None = None) -> Price | None:
@@ -109,21 +155,9 @@ def price_for(model: str, prices: Mapping[str, Price] | None = None) -> Price | 
 
     Tries the exact id, then without a provider prefix, then without date/version suffixes,
     then ``prefix*`` wildcard entries (longest prefix wins). ``…:free`` (OpenRouter) is free.
+    Pass a ``PriceBook`` when looking up many models in one table.
     """
-    table = _DEFAULT if prices is None else _normalise(prices)
-    base, _, variant = model.partition(":")
-    if variant.strip().lower() == "free":
-        return _ZERO
-    names = _candidates(model) + ([] if base == model else _candidates(base))
-    for name in names:
-        if name in table:
-            return table[name]
-    wildcards = sorted((k for k in table if k.endswith("*")), key=len, reverse=True)
-    for name in names:
-        for pattern in wildcards:
-            if name.startswith(pattern[:-1]):
-                return table[pattern]
-    return None
+    return price_book(prices).lookup(model)
 
 
 def cost_for(usage: Usage, model: str, prices: Mapping[str, Price] | None = None) -> Decimal | None:

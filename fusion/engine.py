@@ -18,7 +18,7 @@ from typing import Any
 
 from fusion.budget import budget_refusal, estimate_run_cost
 from fusion.calls import Backoff, Caller, CallOutcome, CallState
-from fusion.costs import Price
+from fusion.costs import Price, price_book
 from fusion.errors import BudgetExceeded, FusionError
 from fusion.events import (
     CallRecorded,
@@ -100,6 +100,7 @@ async def run_fusion(
     when a budget is set and a model the run may call has no price (no cap can count it).
     """
     validate_spec(spec)
+    prices = price_book(prices)  # looked up for every call: ready it once
     estimate = estimate_run_cost(spec, prices)
     refusal = budget_refusal(estimate, spec.budget_usd)
     if refusal is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -186,47 +186,17 @@ class HttpProvider(Provider):
 
     async def stream(self, request: ChatRequest, key: ApiKey | None) -> AsyncIterator[StreamItem]:
         t = self.timeouts
+        # Silence is timed only while waiting for the upstream, never across a yield, so that
+        # a deadline cannot fire while the consumer is busy with an item.
         watch = _Silence(t.first_token, t.idle, t.total)
-        items = self._items(request, key)
-        try:
-            while True:
-                # Silence is timed only while waiting for the upstream, never across the
-                # yield, so that a deadline cannot fire while the consumer is busy with an item.
-                watch.wait()
-                try:
-                    item = await anext(items)
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if not watch.expired():
-                        raise
-                    raise self._timeout_error(request.model, watch.first, watch.total) from None
-                watch.got()
-                yield item
-        finally:
-            watch.stop()
-            await items.aclose()
-
-    def _timeout_error(self, model: str, first: bool, total: bool) -> ProviderError:
-        t = self.timeouts
-        if total:
-            message = f"no complete answer within {t.total}s (total timeout)"
-        elif first:
-            message = f"no first token within {t.first_token}s"
-        else:
-            message = f"no token for {t.idle}s (idle timeout)"
-        return ProviderError(message, provider=self.name, model=model, permanent=False)
-
-    async def _items(
-        self, request: ChatRequest, key: ApiKey | None
-    ) -> AsyncGenerator[StreamItem, None]:
+        watch.wait()
         state = StreamState(request)
         answered = False
         failure: ProviderError | None = None
         try:
             call = self.stream_call(request, key)
             body = encode_json(call.body)
-            post = HttpRequest("POST", call.url, call.headers, body, None, self.timeouts.connect)
+            post = HttpRequest("POST", call.url, call.headers, body, None, t.connect)
             async with self.client.open(post) as response:
                 answered = True
                 await self._check_response(response)
@@ -238,7 +208,9 @@ class HttpProvider(Provider):
                         text = on_event(event, state)
                         if text:
                             state.chars_out += len(text)
+                            watch.got()
                             yield TextDelta(text)
+                            watch.wait()
                         if state.done:
                             break
                     if state.done:
@@ -246,13 +218,30 @@ class HttpProvider(Provider):
                             await _drain(chunks)
                         break
                 decoder.close()
-            yield StreamEnd(self.finish(state), self._usage(state))
+            end = StreamEnd(self.finish(state), self._usage(state))
         except (UpstreamError, SseError, TransportError) as exc:
             failure = self._failure(exc, request.model, key, answered=answered)
+        except asyncio.CancelledError:
+            if not watch.expired():
+                raise
+            failure = self._timeout_error(request.model, watch.first, watch.total)
+        finally:
+            watch.stop()
         if failure is not None:
             # Raised outside the except block: the upstream's text may hold the key, so it
             # must not ride along as __context__ into tracebacks and logs.
             raise failure
+        yield end
+
+    def _timeout_error(self, model: str, first: bool, total: bool) -> ProviderError:
+        t = self.timeouts
+        if total:
+            message = f"no complete answer within {t.total}s (total timeout)"
+        elif first:
+            message = f"no first token within {t.first_token}s"
+        else:
+            message = f"no token for {t.idle}s (idle timeout)"
+        return ProviderError(message, provider=self.name, model=model, permanent=False)
 
     async def _check_response(self, response: HttpResponse) -> None:
         if response.status != 200:

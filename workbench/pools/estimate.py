@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from fusion.budget import JUDGE, CallEstimate, budget_refusal, estimate_calls, summarise
-from fusion.costs import Price, price_for
+from fusion.costs import Price, price_book, price_for
 from fusion.tokens import CHARS_PER_TOKEN, estimate_tokens
 from fusion.types import RunSpec
 from workbench.keys.selectors import price_table
@@ -144,7 +144,7 @@ def config_estimate(
 ) -> PoolEstimate:
     """The itemised worst case of one run of a frozen configuration for this prompt (a
     question of ``DEFAULT_PROMPT_TOKENS`` when there is none yet)."""
-    prices = price_table() if prices is None else prices
+    prices = price_book(price_table() if prices is None else prices)
     text = prompt if prompt.strip() else "x" * (DEFAULT_PROMPT_TOKENS * CHARS_PER_TOKEN)
     spec = pool_spec(config, prompt=text, system_prompt=system_prompt or None)
     calls = estimate_calls(spec, prices)

@@ -152,6 +152,21 @@ API: dict[str, str] = {
     "workbench_experiments_api_pause_experiment": MEMBER,
     "workbench_experiments_api_resume_experiment": MEMBER,
     "workbench_experiments_api_cancel_experiment": MEMBER,
+    "workbench_curation_api_list_judgments": VIEWER,
+    "workbench_curation_api_read_my_judgment": VIEWER,
+    "workbench_curation_api_save_my_judgment": MEMBER,
+    "workbench_curation_api_list_tags": VIEWER,
+    "workbench_curation_api_set_tags": MEMBER,
+    "workbench_curation_api_list_gold_answers": VIEWER,
+    "workbench_curation_api_save_my_gold_answer": MEMBER,
+    "workbench_curation_api_list_comments": VIEWER,
+    "workbench_curation_api_create_comment": VIEWER,  # viewers read and comment
+    "workbench_curation_api_list_share_links": MEMBER,  # their URLs are the secret
+    "workbench_curation_api_create_share_link": MEMBER,
+    "workbench_curation_api_revoke_share_link": MEMBER,
+    "workbench_curation_api_read_agreement": VIEWER,
+    "workbench_curation_api_read_leaderboard": VIEWER,
+    "workbench_curation_api_export": VIEWER,
 }
 
 
@@ -193,6 +208,12 @@ def api_body(operation: str, world: World) -> dict[str, Any] | None:
             "dataset_id": world.dataset.pk,
             "pool": world.pool.slug,
         },
+        "workbench_curation_api_save_my_judgment": {"choice": "pick", "winner": "m1"},
+        "workbench_curation_api_set_tags": {"tags": ["matrix"]},
+        "workbench_curation_api_save_my_gold_answer": {"text": "The gold."},
+        "workbench_curation_api_create_comment": {"body": "A comment."},
+        "workbench_curation_api_create_share_link": {"show_costs": False},
+        "workbench_curation_api_revoke_share_link": {"id": world.share.pk},
     }
     return bodies.get(operation)
 

@@ -15,11 +15,9 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -27,6 +25,7 @@ from workbench.accounts.access import workspace_view
 from workbench.accounts.models import Role, Workspace
 from workbench.accounts.selectors import membership_for
 from workbench.curation import analysis, exports, selectors, services
+from workbench.curation.blind import names_hidden
 from workbench.curation.charts import agreement_chart, leaderboard_chart
 from workbench.curation.display import panel_context, share_context
 from workbench.curation.forms import (
@@ -76,12 +75,23 @@ def judgment_save(request: HttpRequest, workspace: Workspace, run_id: uuid.UUID)
     members = [c.member for c in selectors.final_candidates(run)]
     data = judgment_input(request.POST, members)
     data["choice"], data["winner"] = pick_value(request.POST)
+    user = request.user
+    was_hidden = names_hidden(run, user)  # type: ignore[arg-type]
     try:
-        services.judgment_save(run=run, user=request.user, **data)  # type: ignore[arg-type]
+        judgment = services.judgment_save(run=run, user=user, **data)  # type: ignore[arg-type]
     except ServiceError as err:
         messages.error(request, err.message)
     else:
-        messages.success(request, "Your judgment is saved.")
+        messages.success(
+            request,
+            "Your judgment is saved." if judgment.decided else "Saved. Pick an answer when ready.",
+        )
+        if was_hidden and judgment.decided and request.htmx:  # type: ignore[attr-defined]
+            # The names hidden all over the run page come back: reload all of it (the toast
+            # waits in the session for the reloaded page).
+            response = HttpResponse(status=200)
+            response["HX-Refresh"] = "true"
+            return response
     return _after_write(request, run)
 
 
@@ -204,17 +214,8 @@ def share_page(request: HttpRequest, token: str) -> HttpResponse:
 def export(request: HttpRequest, workspace: Workspace) -> HttpResponse:
     form = ExportForm(request.GET or None, workspace=workspace)
     if request.GET.get("download") and form.is_valid():
-        kind = form.cleaned_data["format"]
         runs = exports.export_runs(workspace, form.filters())
-        extension, content_type = exports.FORMATS[kind]
-        response = StreamingHttpResponse(
-            exports.export_lines(runs, kind), content_type=f"{content_type}; charset=utf-8"
-        )
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = (
-            f'attachment; filename="{workspace.slug}-{kind}-{stamp}.{extension}"'
-        )
-        return response
+        return exports.export_response(runs, form.cleaned_data["format"], workspace.slug)
     count = None
     if form.is_bound and form.is_valid():
         count = exports.export_runs(workspace, form.filters()).count()

@@ -518,6 +518,16 @@ def _grade_dispatch(result: ItemResult, experiment: Experiment, refused: str) ->
     result.save()
 
 
+def _failure(run: Run) -> str:
+    """Why a run gave no answer: its error, and what its first failed member said (the run's
+    own error is often only "every member failed"). Both were redacted when stored."""
+    why = run.error or f"the run ended {run.status} without an answer"
+    member = (
+        run.candidates.filter(status=CandidateStatus.FAILED).exclude(error="").order_by("position")
+    ).first()
+    return f"{why} ({member.model}: {member.error})" if member is not None else why
+
+
 def _settle(result: ItemResult, experiment: Experiment, refused: str) -> None:
     """Grade an item whose run has ended (the caller holds the experiment's lock)."""
     run, item = result.run, result.item
@@ -535,7 +545,7 @@ def _settle(result: ItemResult, experiment: Experiment, refused: str) -> None:
     )  # fmt: skip
     if not answer.strip():
         result.status, result.correct = ItemStatus.FAILED, _unanswered(item)
-        result.detail = (run.error or f"the run ended {run.status} without an answer")[:500]
+        result.detail = _failure(run)[:500]
         result.save()
         return
     result.answer = answer
@@ -563,10 +573,12 @@ def _settle_grade(result: ItemResult) -> None:
             texts = [run.fused_text] if run.fused_text.strip() else _final_candidates(run)
             grade = grade_parse(texts[0]) if texts else None
     if grade is None:
-        why = "the grading run was deleted" if run is None else (
-            run.error or "its reply held no grade" if run.status == RunStatus.FAILED
-            else "its reply held no grade"
-        )  # fmt: skip
+        if run is None:
+            why = "the grading run was deleted"
+        elif run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            why = run.error or f"the grading run ended {run.status}"
+        else:
+            why = "its reply held no grade"
         result.correct = None
         result.detail = f"The judge gave no usable grade ({why}); grade it by hand."[:500]
     else:

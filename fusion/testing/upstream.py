@@ -478,7 +478,9 @@ async def _fail(
         await out.send(wire.stream_error(model, script.error_status, message))
     elif script.fail == "malformed":
         event = "content_block_delta" if wire is _ANTHROPIC else None
-        await out.send((event, '{"choices": [{"delta": '))
+        # A careless server may put the key into the very chunk a client will quote back.
+        echoed = f'"key {key}", ' if script.echo_key and key else ""
+        await out.send((event, '{"choices": [' + echoed + '{"delta": '))
     elif script.fail == "hang":
         await out.wait(float("inf"))
     await out.flush()

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from urllib.parse import quote
 
 import pytest
 from django.test import Client
 
 from fusion.testing.scripts import Script
 from fusion.testing.upstream import Upstream
+from tests.security.leaks import assert_key_absent, stack_logs
 from tests.workbench import conftest as people
 from tests.workbench.runs.helpers import session_headers, start_run, wait_for_end, watch
 from workbench.accounts.models import User, Workspace
@@ -31,13 +31,8 @@ _fast_and_isolated = people._fast_and_isolated
 make_user, alice, workspace = people.make_user, people.alice, people.workspace
 
 
-def _forms(key: str) -> set[str]:
-    return {key, key[:-4], quote(key, safe=""), "LEAKCANARY"}
-
-
 def _assert_clean(where: str, text: str) -> None:
-    for form in _forms(KEY):
-        assert form not in text, f"the key leaked into {where}"
+    assert_key_absent(KEY, "LEAKCANARY", where, text)
 
 
 @pytest.fixture
@@ -131,8 +126,6 @@ def test_it_keeps_an_echoed_key_out_of_events_errors_exports_and_logs(
         assert response.status_code == 200, (url, response.status_code)
         _assert_clean(f"the {kind} export", b"".join(response.streaming_content).decode())
 
-    logs = {p.name: p.read_text(errors="replace") for p in live_stack.log_dir.glob("*.log")}
-    assert any("worker" in name for name in logs), "the worker's log was found and read"
-    for name, text in logs.items():
+    for name, text in stack_logs(live_stack).items():
         _assert_clean(f"the log {name}", text)
     _assert_clean("this process's log", caplog.text)

@@ -1,4 +1,5 @@
-"""alice creates an API token (shown once), revokes it, sets a budget and reads the usage page."""
+"""alice creates an API token (shown once), revokes it, sets budgets (the workspace's, the
+default per member and bob's own) and reads the usage page."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from workbench.accounts import services
 from workbench.accounts.models import Membership, Role, User, Workspace
-from workbench.runs.models import CallStatus, ProviderCall, Run, RunStatus
+from workbench.runs.models import CallStatus, Candidate, ProviderCall, Run, RunSource, RunStatus
 from workbench.tokens.services import token_authenticate
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,19 +39,26 @@ def _log_in(page: Page, base: str, username: str) -> None:
 
 
 def _history(workspace: Workspace, users: list[User]) -> None:
-    """A month of calls over a few models, pools and members, one provider failing now and then."""
+    """A month of calls over a few models, pools and members, one provider failing now and then.
+
+    Credentials carry the workspace's own labels; their provider kind comes with the candidate.
+    """
     models = [
-        ("OpenAI", "gpt-4o-mini"),
-        ("Anthropic", "claude-3-5-haiku"),
-        ("Groq", "llama-3.1-8b"),
+        ("OpenAI prod", "openai", "gpt-4o-mini"),
+        ("Claude team key", "anthropic", "claude-3-5-haiku"),
+        ("Groq", "openai_compatible", "llama-3.1-8b"),
     ]
     now = timezone.now()
     for day in range(0, 28, 2):
-        for i, (provider, model) in enumerate(models):
+        for i, (provider, kind, model) in enumerate(models):
             run = Run.objects.create(
                 workspace=workspace, created_by=users[(day + i) % len(users)],
                 pool_name=["Trio", "Cheap pair"][i % 2], config={}, mode="best_of", prompt="hi",
-                status=RunStatus.FINISHED,
+                status=RunStatus.FINISHED, source=[RunSource.WEB, RunSource.GATEWAY][day % 4 // 2],
+            )  # fmt: skip
+            Candidate.objects.create(
+                run=run, member="m1", provider=provider, provider_kind=kind, model=model,
+                status="done",
             )  # fmt: skip
             failed = provider == "Groq" and day % 6 == 0
             call = ProviderCall.objects.create(
@@ -98,5 +106,19 @@ def test_it_creates_revokes_tokens_and_shows_usage(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_test_id("budget-remaining")).to_contain_text("of $5.00")
     expect(page.get_by_test_id("by-model")).to_contain_text("claude-3-5-haiku")
+    expect(page.get_by_test_id("by-provider")).to_contain_text("Anthropic")
+    expect(page.get_by_test_id("by-credential")).to_contain_text("Claude team key")
     expect(page.get_by_test_id("model-stats")).to_contain_text("llama-3.1-8b")
+
+    page.get_by_label("Own monthly cap for bob").fill("0.75")
+    page.get_by_label("Own monthly cap for bob").press("Enter")
+    budgets = page.get_by_test_id("member-budgets")
+    expect(budgets.locator('tr[data-member="bob"]')).to_contain_text("own")
+    spent = sum(r.total_cost or 0 for r in Run.objects.filter(created_by=bob))
+    expect(page.get_by_test_id("left-bob")).to_have_text(f"${Decimal('0.75') - spent:.2f}")
+    expect(budgets.locator('tr[data-member="alice"]')).to_contain_text("default")
     screenshot(page, "usage")
+
+    page.goto(f"{base}/w/acme/runs/")
+    expect(page.get_by_test_id("source-gateway").first).to_be_visible()
+    screenshot(page, "runs-sources")

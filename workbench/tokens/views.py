@@ -44,6 +44,7 @@ def token_index(request: HttpRequest, workspace: Workspace) -> HttpResponse:
         "error": error,
         "name": name,
         "base_url": request.build_absolute_uri("/v1"),
+        "anthropic_url": request.build_absolute_uri("/anthropic"),
         "show_owner": membership.has_role(Role.ADMIN),
     }
     response = render(request, "tokens/index.html", context, status=400 if error else 200)

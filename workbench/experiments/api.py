@@ -141,6 +141,7 @@ class ExperimentOut(Schema):
     estimated_cost: str
     estimate_unpriced: bool
     progress: ProgressOut
+    grader: str | None = F(description="The model grading judge (rubric) items, if any.")
     created_by: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -192,6 +193,7 @@ def _out(experiment: Experiment) -> ExperimentOut:
             skipped=progress.skipped,
             spent=str(progress.spent),
         ),
+        grader=experiment.grader_label or None,
         created_by=experiment.created_by.username if experiment.created_by else None,
         created_at=experiment.created_at,
         finished_at=experiment.finished_at,

@@ -318,7 +318,12 @@ def grader_config(*, user: User, workspace: Workspace, grader: GraderChoice) -> 
         ],
         system_prompt=GRADER_SYSTEM,
     )
-    return _frozen(data, user=user, workspace=workspace)
+    try:
+        return _frozen(data, user=user, workspace=workspace)
+    except ServiceError as err:
+        # Said about the grader, not about "member 1" of a pool nobody sees.
+        message = err.message.removeprefix("Member 1: ")
+        raise ServiceError(f"The grader: {message}", field="grader", code=err.code) from None
 
 
 def _answer_tokens(config: dict[str, Any]) -> int:

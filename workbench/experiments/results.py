@@ -326,6 +326,10 @@ CSV_COLUMNS = [
     "cost_usd",
     "latency_ms",
     "run_id",
+    "graded_by",
+    "grade_note",
+    "grade_cost_usd",
+    "grade_run_id",
 ]
 
 
@@ -345,6 +349,11 @@ def _row(result: ItemResult) -> dict[str, Any]:
         "cost_usd": str(result.cost) if result.cost is not None else None,
         "latency_ms": result.latency_ms,
         "run_id": str(result.run_id) if result.run_id else None,
+        # A person's grade, and the judge (rubric) grading call.
+        "graded_by": result.graded_by.username if result.graded_by else None,
+        "grade_note": result.grade_note,
+        "grade_cost_usd": str(result.grade_cost) if result.grade_cost is not None else None,
+        "grade_run_id": str(result.grade_run_id) if result.grade_run_id else None,
     }
 
 

@@ -164,6 +164,6 @@ def result_get(experiment: Experiment, result_id: int) -> ItemResult:
 
 
 def results_of(experiment: Experiment) -> QuerySet[ItemResult]:
-    return experiment.results.select_related("item", "arm", "run").order_by(
+    return experiment.results.select_related("item", "arm", "run", "graded_by").order_by(
         "item__position", "arm__position"
     )

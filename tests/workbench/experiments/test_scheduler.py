@@ -4,6 +4,8 @@ lost. In-process: runs are finished by hand (``conftest.finish``)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,11 +14,12 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from tests.workbench.experiments.conftest import finish
-from workbench.accounts.services import membership_leave
-from workbench.experiments.arms import ArmChoice
+from workbench.accounts.models import Membership, Role
+from workbench.accounts.services import membership_change_role, membership_leave
+from workbench.experiments.arms import ArmChoice, GraderChoice
 from workbench.experiments.datasets import ItemInput
 from workbench.experiments.models import ExperimentStatus, ItemStatus
-from workbench.experiments.results import experiment_results
+from workbench.experiments.results import experiment_results, results_csv
 from workbench.experiments.selectors import experiment_progress
 from workbench.experiments.services import (
     dataset_create,
@@ -26,6 +29,8 @@ from workbench.experiments.services import (
     experiment_resume,
     item_grade,
 )
+from workbench.keys.models import Scope
+from workbench.keys.services import credential_create
 from workbench.lib.errors import ServiceError
 from workbench.runs.models import CallStatus, ProviderCall, Run, RunSource, RunStatus
 
@@ -111,6 +116,21 @@ def _judged_by(alice, workspace, judged, pool, *, answer: str, reply: str):
     return experiment, judge_item
 
 
+def test_it_names_the_grader_when_it_cannot_run(charlie, alice, workspace, judged, pool):
+    theirs = credential_create(
+        workspace=workspace, user=alice, provider="simulated", label="mine", scope=Scope.PERSONAL
+    )
+    Membership.objects.create(workspace=workspace, user=charlie, role=Role.MEMBER)
+    choice = ArmChoice(pool=pool, include_solos=False)
+    with pytest.raises(ServiceError) as caught:
+        experiment_create(
+            workspace=workspace, user=charlie, dataset=judged, choice=choice,
+            grader=GraderChoice(theirs.pk, "sim-judge"),
+        )  # fmt: skip
+    assert caught.value.field == "grader"
+    assert caught.value.message.startswith("The grader: That is another member's personal")
+
+
 def test_it_leaves_an_ungradable_judge_reply_to_people(alice, workspace, judged, pool):
     experiment, judge_item = _judged_by(
         alice, workspace, judged, pool, answer="Because.", reply="I would rather not say."
@@ -134,6 +154,8 @@ def test_it_counts_only_graded_items_until_people_grade(alice, bob, vera, worksp
     item_grade(result=haiku, user=bob, correct=True, note="  scans well ")
     haiku.refresh_from_db()
     assert (haiku.correct, haiku.graded_by, haiku.grade_note) == (True, bob, "scans well")
+    row = next(r for r in csv.DictReader(io.StringIO(results_csv(experiment))) if r["grade_note"])
+    assert (row["correct"], row["graded_by"], row["grade_note"]) == ("True", "bob", "scans well")
     summary = experiment_results(experiment).arms[0]
     assert (summary.graded, summary.correct, summary.ungraded) == (2, 1, 0)
     assert experiment_progress(experiment).awaiting == 0
@@ -233,9 +255,6 @@ def test_it_pauses_when_its_creator_leaves_the_workspace(
 
 
 def test_it_pauses_when_its_creator_becomes_a_viewer(alice, bob, workspace, dataset, pool):
-    from workbench.accounts.models import Membership, Role
-    from workbench.accounts.services import membership_change_role
-
     experiment = experiment_create(
         workspace=workspace, user=bob, dataset=dataset, choice=_pool_only(pool), concurrency=1
     )

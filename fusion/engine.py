@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -121,6 +122,40 @@ async def run_fusion(
     return await run.execute(cancel)
 
 
+class _Gate:
+    """One sink call at a time, in arrival order: an ``asyncio.Lock`` without its coroutines
+    on the uncontended path, which is taken for every token."""
+
+    __slots__ = ("_busy", "_waiters")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def enter(self) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # leave() hands the gate over, still busy
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # handed over just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def leave(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy = False
+
+
 class _Run:
     def __init__(
         self,
@@ -145,7 +180,7 @@ class _Run:
         self.estimate = estimate
         self.strategy: Strategy = get_strategy(spec.mode)
         self.seq = first_seq - 1
-        self._lock = asyncio.Lock()
+        self._gate = _Gate()
         self.calls: list[CallRecord] = []
         self.results: dict[tuple[str, int], CandidateResult] = {}
         self.latest: dict[str, CandidateResult] = {}  # member id -> latest usable answer
@@ -171,9 +206,13 @@ class _Run:
 
     async def emit(self, cls: type[Event], **fields: Any) -> None:
         # One sink call at a time, in seq order, even when the sink awaits.
-        async with self._lock:
+        gate = self._gate
+        await gate.enter()
+        try:
             self.seq += 1
             await self.sink(cls(self.seq, self.run_id, **fields))
+        finally:
+            gate.leave()
 
     async def _recorded(self, record: CallRecord) -> None:
         self.calls.append(record)
@@ -347,13 +386,16 @@ class _Run:
             CandidateStarted, candidate=m.id, round=round, provider=m.provider, model=m.model
         )
         state = CallState(m.model, self.clock())
-        run_id, cid, lock, sink = self.run_id, m.id, self._lock, self.sink
+        run_id, cid, gate, sink = self.run_id, m.id, self._gate, self.sink
 
         async def on_text(text: str) -> None:
             # The hot path: one event per provider delta, nothing re-encoded.
-            async with lock:
+            await gate.enter()
+            try:
                 self.seq += 1
                 await sink(CandidateDelta(self.seq, run_id, cid, round, text))
+            finally:
+                gate.leave()
 
         async def on_retry(error: str, delay_s: float, model: str) -> None:
             await self.emit(

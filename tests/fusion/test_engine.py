@@ -86,6 +86,24 @@ async def test_it_numbers_events_from_one_without_gaps() -> None:
         json.dumps(e.to_dict())
 
 
+async def test_it_hands_a_slow_sink_one_event_at_a_time_in_seq_order() -> None:
+    inside = 0
+    seen: list[int] = []
+
+    async def slow(event: Event) -> None:
+        nonlocal inside
+        inside += 1
+        assert inside == 1, "two sink calls overlapped"
+        await asyncio.sleep(0.001 if event.seq % 3 else 0)  # a sink that publishes
+        seen.append(event.seq)
+        inside -= 1
+
+    s = spec(["sim@ttft=0,tps=400,tokens=40"] * 4)
+    result = await run_fusion(s, sim_endpoints(), slow, run_id="r", backoff=QUICK)
+    assert result.status == "finished"
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) > 30
+
+
 async def test_it_streams_each_candidate_byte_for_byte() -> None:
     s = spec(["sim@ttft=0,tps=2000,tokens=60"] * 3)
     result, sink = await run(s)

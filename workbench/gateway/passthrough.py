@@ -102,6 +102,7 @@ class PassthroughFlow:
         # True only while the provider call is in flight: a cancel then stops it. Once the call
         # has ended its recording is never interrupted, or the run would stay "running".
         self._calling = False
+        self._stopped = ""  # why it was stopped, also when that came before the call began
 
     def start(self) -> None:
         """Make the call now, in its own task: the response follows it through ``deltas``."""
@@ -125,6 +126,7 @@ class PassthroughFlow:
             task.exception()  # retrieved: nobody is left to be told
 
     def _stop(self, reason: str) -> None:
+        self._stopped = self._stopped or reason
         if self._calling and self._task is not None and not self._task.done():
             self._task.cancel(reason)
 
@@ -188,6 +190,8 @@ class PassthroughFlow:
         stopped = ""  # why the call did not end on its own: cancelled, or a bug
         self._calling = True
         try:
+            if self._stopped:  # before the task even began: make no call at all
+                raise asyncio.CancelledError(self._stopped)
             out = await caller.run(
                 candidate=member.id,
                 round=0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -26,8 +26,8 @@ from fusion.providers.registry import PROVIDER_KINDS
 from workbench.accounts.models import Membership, Workspace
 from workbench.keys.models import Credential
 from workbench.runs.models import CallStatus, Candidate, ProviderCall
-from workbench.usage.budgets import BudgetState, member_cap, used_by_member
-from workbench.usage.models import WorkspaceBudget
+from workbench.usage.budgets import BudgetState, used_by_member
+from workbench.usage.models import MemberBudget, WorkspaceBudget
 
 ZERO = Decimal(0)
 UNKNOWN_KIND = "other"
@@ -89,7 +89,9 @@ class Group:
     output_tokens: int
 
 
-def spend_by(calls: QuerySet[ProviderCall], field: str, labels: Any = None) -> list[Group]:
+def spend_by(
+    calls: QuerySet[ProviderCall], field: str, labels: Callable[[Any], str] | None = None
+) -> list[Group]:
     """Spend grouped by ``field``; ``labels`` (a function) names each key for display."""
     rows = (
         calls.values(key=F(field))
@@ -237,11 +239,16 @@ class MemberBudgetRow:
 def member_budgets(workspace: Workspace) -> list[MemberBudgetRow]:
     """Every member's cap (their own or the default), spend this month and what is left."""
     budget = WorkspaceBudget.objects.filter(workspace=workspace).first()
+    default = budget.per_user_monthly_usd if budget is not None else None
+    own = dict(
+        MemberBudget.objects.filter(workspace=workspace).values_list("user_id", "monthly_usd")
+    )
     used = used_by_member(workspace)
     rows = []
     memberships = Membership.objects.filter(workspace=workspace).select_related("user")
     for m in memberships.order_by("user__username"):
-        cap, custom = member_cap(budget, workspace, m.user_id)
+        custom = m.user_id in own
+        cap = own[m.user_id] if custom else default
         spent, reserved = used.get(m.user_id, (ZERO, ZERO))
         state = BudgetState(cap=cap, spent=spent, reserved=reserved, custom=custom)
         rows.append(MemberBudgetRow(m.user_id, m.user.username, m.get_role_display(), state))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from tests.workbench.gateway.helpers import FAST, token_for
+from tests.workbench.gateway.helpers import FAST, sim_credential, token_for
 from tests.workbench.runs.helpers import simulated_pool
 from workbench.runs.models import Run
 from workbench.tokens.models import ApiToken
@@ -79,3 +79,12 @@ def test_it_refuses_over_the_monthly_budget_with_402(alice, workspace) -> None:
     credential = pool.members.first().credential
     assert chat(token, body(f"{credential.label}/{FAST}"))[0] == 402
     assert not Run.objects.exists()
+
+
+def test_it_refuses_a_model_without_a_price_under_a_cap_with_402(alice, workspace) -> None:
+    # Counted as $0 it would slip past any cap: refused before a call is made.
+    sim_credential(workspace, alice, label="sim")
+    budget_set(workspace=workspace, monthly_usd=Decimal(100), per_user_monthly_usd=None)
+    status, data = chat(token_for(alice, workspace), body("sim/mystery-model"))
+    assert status == 402 and data["error"]["code"] == "budget_unpriced"
+    assert "mystery-model" in data["error"]["message"] and not Run.objects.exists()

@@ -159,7 +159,9 @@ class RunFiltersIn(Schema):
     date_to: date | None = None
     q: str | None = Field(None, description="Words to find in the prompts.")
     picked: bool | None = Field(
-        None, description="true: a person picked a winner; false: nobody did (ties, none)."
+        None,
+        description="true: a person picked a winner; false: nobody did (a tie or "
+        '"none is good" is not a pick).',
     )
     page: int = Field(1, ge=1)
     page_size: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)

@@ -173,8 +173,8 @@ def _versus(
         f"No significant difference between fusion ({pool.arm.label}, {pool.accuracy:.0%}) and "
         f"the best {what} ({best.arm.label}, {best.accuracy:.0%}): exact McNemar "
         f"p = {p:.3g} over {n} paired items, {holm}{corrected} (significant below "
-        f"{SIGNIFICANCE} after the correction). More items, or a bigger difference, would be "
-        "needed to tell them apart.",
+        f"{SIGNIFICANCE}{' after the correction' if tests > 1 else ''}). More items, or a "
+        "bigger difference, would be needed to tell them apart.",
         False,
     )
 

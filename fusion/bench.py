@@ -2,14 +2,14 @@
 
 Prints JSON. Members and the judge answer from a loopback upstream (OpenAI protocol, in a
 subprocess so its CPU does not count as ours) with fixed, scripted latencies; one shared
-pooled httpx client serves every provider. Figures are measured against direct calls in the
-same process and run, so the upstream's own speed cancels out:
+pooled client (``make_client``: aiohttp) serves every provider. Figures are measured against
+direct calls in the same process and run, so the upstream's own speed cancels out:
 
 - ``single``: fusion wall time - (slowest member + judge), 5 members, one run at a time, where
   "slowest member + judge" is measured by making the same calls directly (the members at once,
   then the judge) with the same client: what an orchestrator without overhead would take;
 - ``concurrent``: the same with 40 runs x 5 members (200 streams) at once, against waves of
-  40 direct fan-outs (the same load);
+  40 direct fan-outs (the same load), with this process's CPU per run for both;
 - ``quorum``: quorum n-1 with one member 10x slower: wall time / (second slowest + judge).
 
 Targets (DESIGN.md): single p50 <= 5 ms, p99 <= 25 ms; concurrent p50 <= 25 ms; quorum

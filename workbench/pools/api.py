@@ -67,6 +67,7 @@ class PoolIn(Schema):
     quorum: int | None = None
     deadline_s: int | None = None
     budget_usd: Decimal | None = None
+    blind_mode: bool = Field(False, description="Hide model names until each person picked.")
     members: list[MemberIn] = Field(max_length=MAX_MEMBERS * 4)
     judge: JudgeIn | None = None
 
@@ -84,6 +85,7 @@ class PoolPatch(Schema):
     quorum: int | None = None
     deadline_s: int | None = None
     budget_usd: Decimal | None = None
+    blind_mode: bool | None = None
     members: list[MemberIn] | None = Field(None, max_length=MAX_MEMBERS * 4)
     judge: JudgeIn | None = None
 
@@ -92,7 +94,7 @@ class PoolPatch(Schema):
     # ``judge`` may be null: that clears them.
     @field_validator(
         "name", "slug", "description", "mode", "rounds", "debate_judge", "system_prompt",
-        "members", mode="before",
+        "blind_mode", "members", mode="before",
     )  # fmt: skip
     @classmethod
     def _given_not_null(cls, value: Any, info: ValidationInfo) -> Any:
@@ -131,6 +133,7 @@ class PoolOut(Schema):
     quorum: int | None
     deadline_s: int | None
     budget_usd: Decimal | None
+    blind_mode: bool
     members: list[MemberOut]
     judge: JudgeOut | None
     estimate: EstimateOut
@@ -151,6 +154,7 @@ def _input(payload: PoolIn) -> PoolInput:
         quorum=payload.quorum,
         deadline_s=payload.deadline_s,
         budget_usd=payload.budget_usd,
+        blind_mode=payload.blind_mode,
         members=[MemberInput(**m.model_dump()) for m in payload.members],
         judge=JudgeInput(**payload.judge.model_dump()) if payload.judge else None,
     )
@@ -173,6 +177,7 @@ def _out(request: HttpRequest, pool: Pool) -> PoolOut:
         quorum=pool.quorum,
         deadline_s=pool.deadline_s,
         budget_usd=pool.budget_usd,
+        blind_mode=pool.blind_mode,
         members=[
             MemberOut(
                 id=services.member_id(i),

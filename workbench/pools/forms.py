@@ -72,6 +72,12 @@ class PoolForm(ServiceErrorFormMixin, forms.Form):
         decimal_places=4,
         help_text="A run whose estimate is above this is refused before any call.",
     )
+    blind_mode = forms.BooleanField(
+        label="Blind judging",
+        required=False,
+        help_text="Hide model names on this pool's runs until each person has picked, and "
+        "show the answers in a shuffled order (a blind workspace is always blind).",
+    )
     judge_credential = forms.ChoiceField(label="Credential", required=False)
     judge_model = forms.CharField(label="Model", required=False, max_length=200)
     judge_custom_model = forms.BooleanField(
@@ -187,6 +193,7 @@ def pool_input(form: PoolForm, formset: BaseMemberFormSet) -> PoolInput:
         quorum=data.get("quorum"),
         deadline_s=data.get("deadline_s"),
         budget_usd=data.get("budget_usd"),
+        blind_mode=bool(data.get("blind_mode")),
         members=[f.member_input() for f in formset.live_forms()],
         judge=form.judge_input(),
     )
@@ -206,6 +213,7 @@ def initial_of(data: PoolInput) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "quorum": data.quorum,
         "deadline_s": data.deadline_s,
         "budget_usd": data.budget_usd,
+        "blind_mode": data.blind_mode,
         "judge_credential": str(judge.credential_id or "") if judge else NO_JUDGE,
         "judge_model": judge.model if judge else "",
         "judge_custom_model": judge.custom_model if judge else False,

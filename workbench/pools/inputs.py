@@ -67,6 +67,7 @@ class PoolInput:
     quorum: int | None = None
     deadline_s: int | None = None
     budget_usd: Decimal | None = None
+    blind_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class CleanPool:
     budget_usd: Decimal | None
     members: list[CleanMember]
     judge: CleanJudge | None
+    blind_mode: bool = False
 
 
 class PoolValidationError(ServiceError):
@@ -323,6 +325,7 @@ def validate_pool(data: PoolInput, *, user: User, workspace: Workspace) -> Clean
         budget_usd=budget,
         members=members,
         judge=judge,
+        blind_mode=bool(data.blind_mode),
     )
 
 

@@ -72,6 +72,7 @@ def _apply(pool: Pool, clean: CleanPool) -> None:
     pool.quorum = clean.quorum
     pool.deadline_s = clean.deadline_s
     pool.budget_usd = clean.budget_usd
+    pool.blind_mode = clean.blind_mode
     judge = clean.judge
     pool.judge_credential = judge.credential if judge else None
     pool.judge_model = judge.model if judge else ""
@@ -169,6 +170,7 @@ def pool_input_of(pool: Pool) -> PoolInput:
         quorum=pool.quorum,
         deadline_s=pool.deadline_s,
         budget_usd=pool.budget_usd,
+        blind_mode=pool.blind_mode,
         members=[
             MemberInput(
                 credential_id=m.credential_id,

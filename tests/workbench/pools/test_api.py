@@ -110,3 +110,18 @@ def test_it_hides_pools_from_outsiders_and_keeps_viewers_read_only(
     for method, target in [("get", url), ("get", _base(workspace)), ("delete", url)]:
         assert getattr(charlie_client, method)(target).status_code == 404
     assert charlie_client.get(f"{_base(workspace)}/nope").status_code == 404
+
+
+def test_it_sets_blind_judging_by_create_patch_and_keeps_it_in_a_clone(
+    workspace: Workspace, sim: Credential, bob_client: Client
+) -> None:
+    created = _send(bob_client, "post", _base(workspace), _body(sim, blind_mode=True)).json()
+    assert created["blind_mode"] is True
+    url = f"{_base(workspace)}/{created['slug']}"
+    assert _send(bob_client, "patch", url, {"description": "x"}).json()["blind_mode"] is True
+    clone = bob_client.post(f"{url}/clone").json()
+    assert clone["blind_mode"] is True
+    assert _send(bob_client, "patch", url, {"blind_mode": False}).json()["blind_mode"] is False
+    response = _send(bob_client, "patch", url, {"blind_mode": None})
+    assert response.status_code == 422
+    assert Pool.objects.get(slug=created["slug"]).blind_mode is False

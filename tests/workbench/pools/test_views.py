@@ -208,3 +208,20 @@ def test_it_lists_pools_on_the_workspace_home(
     assert f"?pool={pool.slug}" in page  # a member can run it from the home page
     viewer_page = vera_client.get(home).content.decode()
     assert pool.name in viewer_page and f"?pool={pool.slug}" not in viewer_page
+
+
+def test_it_turns_blind_judging_on_in_the_editor_and_shows_it(
+    workspace: Workspace, sim: Credential, bob_client: Client
+) -> None:
+    data = _form(sim, [{"model": "sim-fast"}, {"model": "sim-slow"}], blind_mode="on")
+    assert bob_client.post(_url("create", workspace), data).status_code == 302
+    pool = Pool.objects.get()
+    assert pool.blind_mode is True
+    page = bob_client.get(_url("detail", workspace, pool=pool.slug)).content.decode()
+    assert "names hidden until each person picks" in page
+    editor = bob_client.get(_url("edit", workspace, pool=pool.slug)).content.decode()
+    assert re.search(r'<input[^>]*name="blind_mode"[^>]*checked', editor)
+    data = _form(sim, [{"model": "sim-fast"}, {"model": "sim-slow"}])  # unticked
+    bob_client.post(_url("edit", workspace, pool=pool.slug), data)
+    pool.refresh_from_db()
+    assert pool.blind_mode is False

@@ -1,4 +1,5 @@
-"""The database gone for a moment: a clear 503 page or JSON, and nothing half-written.
+"""The database gone for a moment: a clear 503 page or JSON, and nothing half-written; and text
+the database refuses (a NUL on PostgreSQL): a 400, not a 500.
 
 The outage is simulated in-process with an execute wrapper on the connection: every statement
 (or only the n-th write) raises ``OperationalError`` as a dropped server connection would.
@@ -11,13 +12,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DataError, InterfaceError, OperationalError, connection
 from django.test import Client
 
 from tests.workbench.runs.helpers import simulated_pool
 from workbench.accounts.models import User, Workspace
-from workbench.lib.middleware import DATABASE_UNAVAILABLE
+from workbench.lib.middleware import DATABASE_UNAVAILABLE, NUL_REFUSED
 from workbench.pools.models import Pool, PoolMember
+from workbench.tokens.services import token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +117,41 @@ def test_it_still_answers_500_for_other_errors(alice: User, workspace: Workspace
     with database_down(error=RuntimeError):
         response = client.get(f"/w/{workspace.slug}/pools/")
     assert response.status_code == 500
+
+
+@contextmanager
+def postgres_refusing_nul() -> Iterator[list[str]]:
+    """What psycopg does before any statement whose text parameters hold a NUL (PostgreSQL
+    text cannot), whatever the test database is."""
+    refused: list[str] = []
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, *args: Any) -> Any:
+        if any(isinstance(p, str) and "\x00" in p for p in params or ()):
+            refused.append(sql)
+            raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return execute(sql, params, *args)
+
+    with connection.execute_wrapper(wrapper):
+        yield refused
+
+
+def test_it_answers_400_for_text_with_a_nul_character(alice: User, workspace: Workspace) -> None:
+    _, token = token_create(workspace=workspace, user=alice, name="nul")
+    client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
+    sim = simulated_pool(workspace, alice, ["sim-fast"]).members.get().credential
+    pools = Pool.objects.count()
+
+    with postgres_refusing_nul() as refused:
+        listed = client.get(f"/api/v1/workspaces/{workspace.slug}/runs", {"author": "\x00"})
+        created = client.post(
+            f"/api/v1/workspaces/{workspace.slug}/pools",
+            {"name": "nul\x00pool", "members": [{"credential_id": sim.pk, "model": "sim-fast"}]},
+            content_type="application/json",
+        )
+
+    assert refused, "the NUL reached the database, as it does on PostgreSQL"
+    for response in (listed, created):
+        assert response.status_code == 400, response.content
+        assert response.json() == {"detail": NUL_REFUSED, "code": "invalid_characters",
+                                   "errors": []}  # fmt: skip
+    assert Pool.objects.count() == pools

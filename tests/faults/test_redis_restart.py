@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +26,7 @@ import pytest
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from tests.faults.outage import start_daphne, stop_process
 from tests.workbench import conftest as people
 from tests.workbench.runs.helpers import (
     Rebuilt,
@@ -38,7 +37,7 @@ from tests.workbench.runs.helpers import (
 )
 from workbench.accounts.models import User, Workspace
 from workbench.lib.embedded_redis import start_embedded_redis
-from workbench.lib.stack import BASE_DIR, Worker, free_port, stack_env, start_worker
+from workbench.lib.stack import Worker, start_worker
 from workbench.runs.models import CandidateStatus, Run
 from workbench.tokens.services import token_create
 
@@ -78,36 +77,18 @@ def own_stack(transactional_db: None) -> Iterator[OwnStack]:
     socket_path = folder / "r.sock"
     redis = start_embedded_redis(socket_path, log_path=folder / "redis.log")
     redis_url = f"unix://{socket_path}"
-    port = free_port()
-    daphne = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "workbench.asgi:application"],
-        cwd=BASE_DIR, env=stack_env(REDIS_URL=redis_url),
-        stdout=(folder / "daphne.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    daphne, url = start_daphne(folder, REDIS_URL=redis_url)
     worker = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert daphne.poll() is None, (folder / "daphne.log").read_text()
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert time.monotonic() < deadline, "daphne did not start"
-            time.sleep(0.1)
         worker = start_worker(folder, "redis-restart", REDIS_URL=redis_url)
         stack = OwnStack(
-            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", socket_path, redis, daphne,
-            worker, folder,
-        )  # fmt: skip
+            url, url.replace("http://", "ws://"), socket_path, redis, daphne, worker, folder
+        )
         yield stack
     finally:
         if worker is not None:
             worker.stop()
-        daphne.terminate()
-        try:
-            daphne.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
+        stop_process(daphne)
         with contextlib.suppress(NameError):
             stack.redis.kill()
         redis.kill()

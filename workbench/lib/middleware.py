@@ -26,10 +26,11 @@ class UserTimezoneMiddleware:
 
 
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment."
+NUL_REFUSED = "Text may not contain NUL (\\x00) characters."
 
-_UNAVAILABLE_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Unavailable · Fusion Workbench</title></head>
-<body><main><h1>Temporarily unavailable</h1><p>{message}</p></main></body></html>
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · Fusion Workbench</title></head>
+<body><main><h1>{title}</h1><p>{message}</p></main></body></html>
 """
 
 
@@ -41,6 +42,11 @@ class DatabaseUnavailableMiddleware:
     It sits right after ``AuthenticationMiddleware`` and loads the session's user itself: Django
     turns an exception raised in a later middleware (which would load it first) into a 500
     before any other middleware sees it; errors in views come through ``process_exception``.
+
+    It also answers 400 for text with a NUL character that reached PostgreSQL, which refuses it
+    in any text field ("PostgreSQL text fields cannot contain NUL (0x00) bytes"): a query
+    filter, a name, a prompt. Django's forms refuse such text themselves; the REST API and the
+    gateway take strings as they come, and this is the one place that sees them all.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -57,8 +63,10 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        from django.db import InterfaceError, OperationalError
+        from django.db import DataError, InterfaceError, OperationalError
 
+        if isinstance(exception, DataError) and "NUL" in str(exception):
+            return _error(request, 400, "invalid_characters", "Invalid request", NUL_REFUSED)
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         return self._unavailable(request, exception)
@@ -70,15 +78,20 @@ class DatabaseUnavailableMiddleware:
             request.path,
             type(exception).__name__,
         )
-        response: HttpResponse
-        if request.path.startswith("/api/"):
-            body = {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable", "errors": []}
-            response = JsonResponse(body, status=503)
-        elif request.path.startswith(("/v1/", "/anthropic/")):
-            error = {"type": "service_unavailable", "message": DATABASE_UNAVAILABLE}
-            response = JsonResponse({"type": "error", "error": error}, status=503)
-        else:
-            page = _UNAVAILABLE_PAGE.format(message=DATABASE_UNAVAILABLE)
-            response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
+        response = _error(
+            request, 503, "database_unavailable", "Temporarily unavailable", DATABASE_UNAVAILABLE
+        )
         response["Retry-After"] = "5"
         return response
+
+
+def _error(request: HttpRequest, status: int, code: str, title: str, message: str) -> HttpResponse:
+    """The error in the shape of whoever asked: the API's, the gateway's, or a bare page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message, "code": code, "errors": []}, status=status)
+    if request.path.startswith(("/v1/", "/anthropic/")):
+        kind = "service_unavailable" if status == 503 else "invalid_request_error"
+        error = {"type": kind, "message": message}
+        return JsonResponse({"type": "error", "error": error}, status=status)
+    page = _PAGE.format(title=title, message=message)
+    return HttpResponse(page, status=status, content_type="text/html; charset=utf-8")

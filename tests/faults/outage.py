@@ -11,8 +11,23 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from workbench.lib.stack import BASE_DIR, free_port, stack_env
+
+
+def merge_pool_body(name: str, credential_id: int) -> dict[str, Any]:
+    """The API body of a pool that takes three rows (the pool, two members): a write an outage
+    can interrupt half-way."""
+    return {
+        "name": name,
+        "mode": "merge",
+        "members": [
+            {"credential_id": credential_id, "model": "sim-fast"},
+            {"credential_id": credential_id, "model": "sim-slow"},
+        ],
+        "judge": {"credential_id": credential_id, "model": "sim-judge"},
+    }
 
 
 def start_daphne(log_dir: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -19,7 +19,13 @@ import httpx
 import pytest
 from django.db import connection
 
-from tests.faults.outage import SqliteLink, TcpProxy, start_daphne, stop_process
+from tests.faults.outage import (
+    SqliteLink,
+    TcpProxy,
+    merge_pool_body,
+    start_daphne,
+    stop_process,
+)
 from tests.workbench.runs.helpers import session_headers, simulated_pool
 from workbench.accounts.models import User, Workspace
 from workbench.lib.middleware import DATABASE_UNAVAILABLE
@@ -74,15 +80,7 @@ def outage(transactional_db: None, alice: User, workspace: Workspace) -> Iterato
             page_headers=session_headers(alice, base),
             api_headers={"Authorization": f"Bearer {token}"},
             workspace=workspace,
-            pool_body={
-                "name": "Outage pool",
-                "mode": "merge",
-                "members": [
-                    {"credential_id": sim.pk, "model": "sim-fast"},
-                    {"credential_id": sim.pk, "model": "sim-slow"},
-                ],
-                "judge": {"credential_id": sim.pk, "model": "sim-judge"},
-            },
+            pool_body=merge_pool_body("Outage pool", sim.pk),
         )
     finally:
         link.restore()

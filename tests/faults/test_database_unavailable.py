@@ -15,6 +15,7 @@ import pytest
 from django.db import DataError, InterfaceError, OperationalError, connection
 from django.test import Client
 
+from tests.faults.outage import merge_pool_body
 from tests.workbench.runs.helpers import simulated_pool
 from workbench.accounts.models import User, Workspace
 from workbench.lib.middleware import DATABASE_UNAVAILABLE, NUL_REFUSED
@@ -88,15 +89,7 @@ def test_it_leaves_nothing_half_written_when_the_database_drops_mid_write(
 ) -> None:
     sim = simulated_pool(workspace, alice, ["sim-fast"]).members.get().credential
     pools, members = Pool.objects.count(), PoolMember.objects.count()
-    body = {
-        "name": "Half pool",
-        "mode": "merge",
-        "members": [
-            {"credential_id": sim.pk, "model": "sim-fast"},
-            {"credential_id": sim.pk, "model": "sim-slow"},
-        ],
-        "judge": {"credential_id": sim.pk, "model": "sim-judge"},
-    }
+    body = merge_pool_body("Half pool", sim.pk)
     url = f"/api/v1/workspaces/{workspace.slug}/pools"
 
     with database_down(after_writes=1) as written:

@@ -219,9 +219,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("EXPERIMENTS_EVERY_S", 5.0),
     },
 }
-# An experiment hands an item run to a worker again when none has picked it up this long (its
-# task was lost: a process died between the run's commit and the task's publish).
-EXPERIMENT_REDISPATCH_AFTER_S = env_float("EXPERIMENT_REDISPATCH_AFTER_S", 30.0, minimum=1.0)
+# A queued run whose task never reached the broker (a process died, or Redis was down, between
+# the run's commit and the publish) is handed to a worker again after this long.
+FUSION_REDISPATCH_AFTER_S = env_float("FUSION_REDISPATCH_AFTER_S", 30.0, minimum=1.0)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- auth ------------------------------------------------------------------------------------

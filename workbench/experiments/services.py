@@ -589,30 +589,6 @@ def _settle_grade(result: ItemResult) -> None:
 # --- the scheduler ------------------------------------------------------------------------------
 
 
-def _redispatch_lost(run: Run) -> None:
-    """Hand a run to a worker again when no worker has picked it up for a while.
-
-    ``run_create`` queues the run's task after its transaction commits; a process killed in
-    between leaves a ``queued`` run that no worker will ever see, and the experiment would
-    wait on it forever. Sending the task twice is harmless: the claim lets one delivery run
-    it (``runs.execution``). A Redis key spaces the re-sends out.
-    """
-    from workbench.runs.tasks import run_execute
-
-    after = float(getattr(settings, "EXPERIMENT_REDISPATCH_AFTER_S", 30.0))
-    if run.status != RunStatus.QUEUED or run.attempts or run.cancel_requested:
-        return
-    if (timezone.now() - run.created_at).total_seconds() < after:
-        return
-    try:
-        if not _redis().set(f"fw:experiment:redispatch:{run.pk}", "1", nx=True, ex=int(after) + 1):
-            return
-    except redis.RedisError:
-        return
-    log.warning("run %s was never picked up; handing it to a worker again", run.pk)
-    run_execute.delay_on_commit(str(run.pk))
-
-
 def _recorded_spend(run_ids: list[Any]) -> dict[Any, Decimal]:
     rows = (
         ProviderCall.objects.filter(run_id__in=run_ids, cost__isnull=False)
@@ -635,7 +611,7 @@ def experiment_advance(*, experiment_id: int) -> bool:
 
     Returns whether there is still work in flight or to dispatch (the caller ticks again).
     """
-    from workbench.runs.services import run_create
+    from workbench.runs.services import run_create, runs_redispatch_lost
 
     with transaction.atomic():
         experiment = (
@@ -660,16 +636,20 @@ def experiment_advance(*, experiment_id: int) -> bool:
             )
         )
         still_running = 0
+        waiting: list[Any] = []
         for result in in_flight:
             run = result.run if result.status == ItemStatus.RUNNING else result.grade_run
             if run is not None and not run.is_terminal:
-                _redispatch_lost(run)
+                waiting.append(run.pk)
                 still_running += 1
             elif result.status == ItemStatus.RUNNING:
                 _settle(result, experiment, refused)
                 still_running += result.status == ItemStatus.GRADING
             else:
                 _settle_grade(result)
+        # A run whose task was lost (a process died between its commit and the publish)
+        # would keep the experiment waiting forever; the reaper would find it too, later.
+        runs_redispatch_lost(run_ids=waiting)
         if experiment.status == ExperimentStatus.RUNNING:
             flying = [r for r in in_flight if r.status in IN_FLIGHT]
             spent_by_run = _recorded_spend(

@@ -71,6 +71,10 @@ class Run(models.Model):
     # Times the reaper re-enqueued the run after its worker went silent, and when it last did.
     resumes = models.PositiveSmallIntegerField(default=0)
     requeued_at = models.DateTimeField(null=True, blank=True)
+    # When the run's task reached the broker. A run committed but never handed over (the
+    # process died, or Redis was down, between the commit and the publish) stays null and is
+    # handed over again by the reaper.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
 
     # Each judge pass's text and details by part ("judge/analysis", "judge/synthesis", …).

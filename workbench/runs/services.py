@@ -3,9 +3,11 @@ status change goes through ``states`` (conditional on where the run is)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import redis
@@ -25,6 +27,8 @@ from workbench.runs.models import (
     RunSource,
     RunStatus,
 )
+
+log = logging.getLogger(__name__)
 
 
 def cancel_key(run_id: str) -> str:
@@ -102,10 +106,43 @@ def run_create(
     Candidate.objects.bulk_create(
         Candidate(run=run, status=CandidateStatus.QUEUED, **row) for row in candidate_rows(config)
     )
+    # Only once the run is committed may a worker look for it; a publish that fails then
+    # (Redis restarting) must not undo or hide the stored run: the reaper hands it over later.
+    transaction.on_commit(partial(run_dispatch, run_id=str(run.id)), robust=True)
+    return run
+
+
+def run_dispatch(*, run_id: str) -> bool:
+    """Hand a stored run to a worker and record that the broker has it."""
     from workbench.runs.tasks import run_execute
 
-    run_execute.delay_on_commit(str(run.id))
-    return run
+    try:
+        run_execute.delay(run_id)
+    except Exception as exc:  # the broker's errors are many (kombu, redis, OS)
+        log.warning("run %s could not reach a worker yet (%s); the reaper will retry", run_id, exc)
+        return False
+    Run.objects.filter(pk=run_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+    return True
+
+
+def runs_redispatch_lost(
+    *, older_than_s: float | None = None, run_ids: list[Any] | None = None
+) -> list[str]:
+    """Hand over again the queued runs (of ``run_ids``, or all) whose task never reached the
+    broker. A run waiting in a busy queue has been dispatched and is left where it is."""
+    after = settings.FUSION_REDISPATCH_AFTER_S if older_than_s is None else older_than_s
+    lost = Run.objects.filter(
+        status=RunStatus.QUEUED,
+        dispatched_at__isnull=True,
+        cancel_requested=False,
+        created_at__lt=timezone.now() - timedelta(seconds=after),
+    )
+    if run_ids is not None:
+        lost = lost.filter(pk__in=run_ids)
+    handed = [str(pk) for pk in lost.values_list("pk", flat=True) if run_dispatch(run_id=str(pk))]
+    if handed:
+        log.warning("handed %d run(s) that never reached a worker to one again", len(handed))
+    return handed
 
 
 def run_cancel(*, run: Run, user: User) -> Run:

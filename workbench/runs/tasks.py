@@ -32,3 +32,4 @@ def run_execute(self: Task, run_id: str) -> None:
 @shared_task(name="runs.reap")
 def runs_reap() -> None:
     services.runs_reap()
+    services.runs_redispatch_lost()

@@ -85,7 +85,7 @@ def test_it_resumes_after_the_worker_is_killed_without_repeating_items(
         CELERY_VISIBILITY_TIMEOUT_S="2",
         CELERY_RESTORE_INTERVAL_S="1",
         CELERY_RESTORE_THROTTLE="1",
-        EXPERIMENT_REDISPATCH_AFTER_S="3",
+        FUSION_REDISPATCH_AFTER_S="3",
         FUSION_TAKEOVER_AFTER_S="3",
     )
     _wait_until(

@@ -210,6 +210,42 @@ def test_it_enqueues_nothing_for_a_run_created_in_a_rolled_back_transaction(
     assert enqueued == [str(run.pk)], "after a commit, it is enqueued exactly once"
 
 
+def test_it_keeps_a_run_whose_publish_failed_and_hands_it_over_later(
+    enqueued: list[str], alice: User, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = simulated_pool(workspace, alice, [FAST])
+
+    def broker_down(run_id: str) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.run_execute, "delay", broker_down)
+    run = start_run(pool, alice)  # the person still gets their run, not an error
+    run.refresh_from_db()
+    assert (run.status, run.dispatched_at) == (RunStatus.QUEUED, None)
+
+    monkeypatch.setattr(tasks.run_execute, "delay", lambda run_id: enqueued.append(run_id))
+    assert services.runs_redispatch_lost(older_than_s=60) == []  # too young to call it lost
+    assert services.runs_redispatch_lost(older_than_s=0) == [str(run.pk)]
+    run.refresh_from_db()
+    assert enqueued == [str(run.pk)] and run.dispatched_at is not None
+    assert services.runs_redispatch_lost(older_than_s=0) == []  # the broker has it now
+
+
+def test_it_leaves_a_dispatched_run_waiting_in_a_busy_queue_alone(
+    enqueued: list[str], alice: User, workspace: Workspace, settings: SettingsWrapper
+) -> None:
+    settings.FUSION_REDISPATCH_AFTER_S = 0
+    pool = simulated_pool(workspace, alice, [FAST])
+    run = start_run(pool, alice)
+    lost = start_run(pool, alice)
+    Run.objects.filter(pk=lost.pk).update(dispatched_at=None)  # as if its publish had failed
+    assert enqueued == [str(run.pk), str(lost.pk)]
+    tasks.runs_reap()  # the periodic task: reaper and lost-run hand-over
+    assert enqueued == [str(run.pk), str(lost.pk), str(lost.pk)], (
+        "only the lost run is sent again; a run the broker holds is never sent twice"
+    )
+
+
 # --- the status machine against late writers ---------------------------------------------------
 
 

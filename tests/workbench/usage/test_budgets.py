@@ -39,7 +39,7 @@ def test_it_overshoots_a_cap_by_at_most_one_run_under_concurrency(
     # count below would then depend on timing (a session's live-stack worker may be running).
     from workbench.runs.tasks import run_execute
 
-    monkeypatch.setattr(run_execute, "delay_on_commit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(run_execute, "delay", lambda *args, **kwargs: None)
     pool = simulated_pool(workspace, alice, [FAST, FAST])
     estimate = config_estimate(pool_freeze(pool), prompt="hi").priced_usd
     assert estimate > 0
@@ -170,7 +170,7 @@ def test_it_gives_a_member_their_own_cap_in_place_of_the_default(
 ) -> None:
     from workbench.runs.tasks import run_execute
 
-    monkeypatch.setattr(run_execute, "delay_on_commit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(run_execute, "delay", lambda *args, **kwargs: None)
     pool = simulated_pool(workspace, alice, [FAST])
     budget_set(workspace=workspace, monthly_usd=None, per_user_monthly_usd=Decimal("0.5"))
     member_budget_set(workspace=workspace, user=alice, monthly_usd=Decimal("2"))
@@ -193,7 +193,7 @@ def test_it_refuses_a_model_without_a_price_while_a_cap_applies(
 ) -> None:
     from workbench.runs.tasks import run_execute
 
-    monkeypatch.setattr(run_execute, "delay_on_commit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(run_execute, "delay", lambda *args, **kwargs: None)
     local = credential_create(
         workspace=workspace, user=alice, provider="openai_compatible", label="ollama",
         scope=Scope.WORKSPACE, base_url="http://127.0.0.1:11434/v1",

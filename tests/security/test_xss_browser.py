@@ -1,9 +1,11 @@
 """Script in user-given names and texts stays text, in a real browser (Chromium).
 
 Workspace names, pool names and descriptions, credential labels, token and dataset names, run
-prompts and comments carry script payloads; every page that shows them is opened and must
-neither run them (``window.__xss`` stays undefined, no dialog opens) nor link to
-``javascript:``. The payloads must show as text, so a page that drops them cannot pass.
+prompts, comments, and judgments' rationales and gold answers carry script payloads; every page
+that shows them is opened and must neither run them (``window.__xss`` stays undefined, no
+dialog opens) nor link to ``javascript:``. The payloads must show as text, so a page that drops
+them cannot pass. Tags allow only ``[a-z0-9_-]``: one typed into the tag form is refused, and
+the refusal, which quotes it, shows it as text.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from playwright.sync_api import Page
 from tests.workbench.runs.pages import finished_run
 from workbench.accounts import services as accounts
 from workbench.accounts.models import Membership, Role
-from workbench.curation.services import comment_create, share_link_create
+from workbench.curation.models import Choice, RunTag
+from workbench.curation.services import comment_create, judgment_save, share_link_create
 from workbench.experiments.datasets import ItemInput
 from workbench.experiments.services import dataset_create
 from workbench.keys.models import Scope
@@ -39,6 +42,7 @@ JS_LINKS = (
     "<svg onload=window.__xss=6></svg>"
 )
 TEXT = f"{SCRIPT}\n\n{IMG}\n\n{JS_LINKS}"
+TAG = "<svg/onload=window.__xss=7>"  # one word, as a tag would be
 
 
 def _logged_in(page: Page, stack: Stack, user: object) -> Page:
@@ -51,10 +55,17 @@ def _logged_in(page: Page, stack: Stack, user: object) -> Page:
 
 
 def _check(page: Page, url: str, dialogs: list[str], expect_text: str | None) -> list[str]:
-    problems = []
     response = page.goto(url)
     assert response is not None and response.status == 200, f"{url}: {response and response.status}"
     page.wait_for_load_state("networkidle")
+    return _check_current(page, dialogs, expect_text)
+
+
+def _check_current(page: Page, dialogs: list[str], expect_text: str | None) -> list[str]:
+    """What is wrong with the page as it is now: a payload that ran, a ``javascript:`` link, a
+    dialog, or the payload not shown as text."""
+    problems = []
+    url = page.url
     if page.evaluate("typeof window.__xss") != "undefined":
         problems.append(f"{url}: a payload ran (window.__xss = {page.evaluate('window.__xss')})")
     hrefs = page.eval_on_selector_all(
@@ -107,6 +118,10 @@ def test_it_shows_script_in_user_fields_as_text_on_every_page(
     )
     run = finished_run(workspace, alice, pool=pool, prompt=TEXT, texts={"m1": TEXT, "m2": TEXT})
     comment_create(run=run, user=bob, body=TEXT)
+    judgment_save(
+        run=run, user=bob, choice=Choice.PICK, winner="m1", rationale=TEXT, gold_answer=TEXT
+    )
+    judgment_save(run=run, user=alice, choice=Choice.TIE, rationale=IMG, gold_answer=SCRIPT)
     token_create(workspace=workspace, user=alice, name=NAME)
     dataset = dataset_create(
         workspace=workspace, user=alice, name=NAME, items=[ItemInput(TEXT, SCRIPT, "exact")]
@@ -131,21 +146,48 @@ def test_it_shows_script_in_user_fields_as_text_on_every_page(
         (f"{base}/w/{ws}/runs/", None),
         (f"{base}/w/{ws}/runs/new/", None),
         (f"{base}/w/{ws}/runs/{run.pk}/", SCRIPT),
-        (f"{base}/w/{ws}/runs/{run.pk}/curation/", None),
+        (f"{base}/w/{ws}/runs/{run.pk}/curation/", SCRIPT),
         (f"{base}/w/{ws}/curation/review/", None),
         (f"{base}/w/{ws}/curation/leaderboard/", None),
         (f"{base}/w/{ws}/judges/", None),
         (f"{base}/w/{ws}/tokens/", NAME),
+        (f"{base}/w/{ws}/curation/export/", None),
         (f"{base}/w/{ws}/usage/", None),
         (f"{base}/w/{ws}/experiments/", None),
         (f"{base}/w/{ws}/experiments/datasets/{dataset.pk}/", NAME),
-        (f"{base}/s/{share.token}/", None),
+        (f"{base}/s/{share.token}/", SCRIPT),
     ]
     problems: list[str] = []
     for url, shown in pages:
         problems += _check(page, url, dialogs, shown)
         dialogs.clear()
     assert not problems, "\n".join(problems)
+
+    # The judgments' rationales and gold answers, each where it belongs, as text.
+    page.goto(f"{base}/w/{ws}/runs/{run.pk}/")
+    page.wait_for_load_state("networkidle")
+    people = page.inner_text("[data-testid=people]")
+    assert SCRIPT in people and IMG in people, "both rationales show as text"
+    for author in ("bob", "alice"):
+        entry = page.locator(f"[data-testid=gold-by-{author}]")
+        entry.evaluate("details => { details.open = true; }")  # only the newest starts open
+        assert SCRIPT in entry.inner_text(), f"{author}'s gold answer shows as text"
+    assert page.locator("[data-testid=gold-answers] :is(script, img, svg, a)").count() == 0
+
+    # A tag payload typed into the tag form: refused, and the refusal shows it as text.
+    page.fill("[data-testid=tags]", f"regression {TAG}")
+    page.click(".tag-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    page.get_by_text("is not a tag").first.wait_for()
+    problems = _check_current(page, dialogs, f"“{TAG}” is not a tag")
+    assert not problems, "\n".join(problems)
+    assert not RunTag.objects.filter(run=run).exists(), "a refused list saves no tag"
+    page.fill("[data-testid=tags]", "regression math")
+    page.click(".tag-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert sorted(RunTag.objects.filter(run=run).values_list("name", flat=True)) == [
+        "math", "regression",
+    ]  # fmt: skip
 
 
 def test_it_would_notice_a_payload_that_runs(

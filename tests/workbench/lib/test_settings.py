@@ -76,11 +76,12 @@ def test_it_sets_secure_cookie_flags_in_production() -> None:
     script = (
         "from django.conf import settings as s; "
         "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
-        "s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, s.DEBUG)"
+        "s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, s.DEBUG, "
+        "s.SESSION_COOKIE_SAMESITE, s.CSRF_COOKIE_SAMESITE)"
     )
     result = _manage("shell", "-c", script, **PRODUCTION)
     last_line = result.stdout.strip().splitlines()[-1]
-    assert last_line.split() == ["True", "True", "True", "True", "True", "False"]
+    assert last_line.split() == ["True", "True", "True", "True", "True", "False", "Lax", "Lax"]
 
 
 def test_it_names_database_url_and_redis_url_when_they_are_unusable() -> None:

@@ -176,15 +176,15 @@ def test_it_shows_script_in_user_fields_as_text_on_every_page(
 
     # A tag payload typed into the tag form: refused, and the refusal shows it as text.
     page.fill("[data-testid=tags]", f"regression {TAG}")
-    page.click(".tag-form button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    with page.expect_response(lambda r: r.url.endswith("/tags/")):
+        page.click(".tag-form button[type=submit]")
     page.get_by_text("is not a tag").first.wait_for()
     problems = _check_current(page, dialogs, f"“{TAG}” is not a tag")
     assert not problems, "\n".join(problems)
     assert not RunTag.objects.filter(run=run).exists(), "a refused list saves no tag"
     page.fill("[data-testid=tags]", "regression math")
-    page.click(".tag-form button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    with page.expect_response(lambda r: r.url.endswith("/tags/")):
+        page.click(".tag-form button[type=submit]")
     assert sorted(RunTag.objects.filter(run=run).values_list("name", flat=True)) == [
         "math", "regression",
     ]  # fmt: skip

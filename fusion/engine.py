@@ -132,6 +132,13 @@ class _Gate:
         self._busy = False
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def take(self) -> bool:
+        """Enter at once if the gate is free (no coroutine); else ``await enter()``."""
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
     async def enter(self) -> None:
         if not self._busy:
             self._busy = True
@@ -207,12 +214,29 @@ class _Run:
     async def emit(self, cls: type[Event], **fields: Any) -> None:
         # One sink call at a time, in seq order, even when the sink awaits.
         gate = self._gate
-        await gate.enter()
+        if not gate.take():
+            await gate.enter()
         try:
             self.seq += 1
             await self.sink(cls(self.seq, self.run_id, **fields))
         finally:
             gate.leave()
+
+    def _streamer(self, build: Callable[[int, str], Event]) -> Callable[[str], Awaitable[None]]:
+        """The per-token sink path: one event per provider delta, nothing re-encoded, no
+        generic ``emit``."""
+        gate, sink = self._gate, self.sink
+
+        async def on_text(text: str) -> None:
+            if not gate.take():
+                await gate.enter()
+            try:
+                self.seq += 1
+                await sink(build(self.seq, text))
+            finally:
+                gate.leave()
+
+        return on_text
 
     async def _recorded(self, record: CallRecord) -> None:
         self.calls.append(record)
@@ -386,16 +410,8 @@ class _Run:
             CandidateStarted, candidate=m.id, round=round, provider=m.provider, model=m.model
         )
         state = CallState(m.model, self.clock())
-        run_id, cid, gate, sink = self.run_id, m.id, self._gate, self.sink
-
-        async def on_text(text: str) -> None:
-            # The hot path: one event per provider delta, nothing re-encoded.
-            await gate.enter()
-            try:
-                self.seq += 1
-                await sink(CandidateDelta(self.seq, run_id, cid, round, text))
-            finally:
-                gate.leave()
+        run_id, cid = self.run_id, m.id
+        on_text = self._streamer(lambda seq, text: CandidateDelta(seq, run_id, cid, round, text))
 
         async def on_retry(error: str, delay_s: float, model: str) -> None:
             await self.emit(
@@ -600,8 +616,8 @@ class _Run:
             labels=dict(labels),
         )
 
-        async def on_text(text: str) -> None:
-            await self.emit(JudgeDelta, judge=judge_id, phase=phase, text=text)
+        run_id = self.run_id
+        on_text = self._streamer(lambda seq, text: JudgeDelta(seq, run_id, judge_id, phase, text))
 
         out = await self.caller.run(
             candidate=judge_id,

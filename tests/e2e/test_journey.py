@@ -1,5 +1,7 @@
 """The whole journey in a browser, from an empty database, against the real stack (daphne with
-websockets, a Celery worker, Redis, the database) and a loopback provider upstream.
+websockets, a Celery worker, Redis, the database) and a loopback provider upstream: sign up,
+a team workspace, a teammate invited, two credentials, a pool, a run streaming, a teammate's
+pick and gold answer, a share link opened logged out, the curated export, an experiment.
 
 With ``UPDATE_SCREENSHOTS=1`` it saves the screenshots shown in the README under
 docs/screenshots/; otherwise under a temporary folder.
@@ -7,6 +9,7 @@ docs/screenshots/; otherwise under a temporary folder.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -148,3 +151,70 @@ def test_it_goes_from_sign_up_to_a_fused_answer(
     bob.goto(run_url)
     expect(bob.get_by_test_id("candidate")).to_have_count(3)
     shot(bob, "run_as_teammate")
+
+    # bob picks the local server's answer and writes a gold answer starting from it.
+    form = bob.get_by_test_id("judgment-form")
+    form.get_by_test_id("pick-m3").check()
+    form.locator("textarea[name=rationale]").fill("Plainest of the three.")
+    form.locator("details.gold summary").click()
+    form.locator("[data-gold-from=m3]").click()
+    gold = form.get_by_test_id("gold-answer")
+    expect(gold).not_to_have_value("")
+    gold.fill("Sunlight scatters off air molecules; blue light scatters most, so the sky is blue.")
+    form.get_by_test_id("save-judgment").click()
+    expect(bob.get_by_text("Your judgment is saved.")).to_be_visible()
+
+    # alice sees bob's judgment beside the judge's, shares the run, and a visitor opens it.
+    alice.goto(run_url)
+    people = alice.get_by_test_id("people")
+    expect(people).to_contain_text("bob")
+    expect(people).to_contain_text("Plainest of the three.")
+    expect(alice.get_by_test_id("gold-answers")).to_contain_text("blue light scatters most")
+    alice.get_by_test_id("share-create").click()
+    share_url = alice.get_by_test_id("share-url").first.input_value()
+    shot(alice, "run_curated")
+    visitor = new_page()
+    visitor.goto(share_url)
+    expect(visitor.get_by_test_id("prompt")).to_have_text(
+        "Why is the sky blue? Answer in two sentences."
+    )
+    expect(visitor.get_by_test_id("shared-answer")).to_have_count(3)
+    assert "LEAKCANARY" not in visitor.content() and "Local server" not in visitor.content()
+    shot(visitor, "share_page")
+
+    # The curated data out: chat fine-tuning JSONL with bob's gold answer.
+    alice.goto(f"{base}/w/acme/curation/export/")
+    export = alice.get_by_test_id("export-form")
+    export.get_by_label("Format").select_option("chat")
+    with alice.expect_download() as download:
+        export.get_by_test_id("export-download").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 1
+    assert records[0]["messages"][-1] == {
+        "role": "assistant",
+        "content": "Sunlight scatters off air molecules; blue light scatters most, so the sky "
+        "is blue.",
+    }
+
+    # An experiment: the sample dataset through the pool, estimate first.
+    alice.goto(f"{base}/w/acme/experiments/")
+    alice.get_by_test_id("install-sample").click()
+    expect(alice.get_by_test_id("items").locator("tbody tr")).to_have_count(13)
+    alice.get_by_role("link", name="Run an experiment").click()
+    expect(alice.get_by_label("Team merge: Merge")).to_be_checked()
+    alice.get_by_label("Each member model alone").uncheck()
+    alice.get_by_label("Runs at once").fill("13")
+    alice.get_by_test_id("estimate").click()
+    expect(alice.get_by_test_id("experiment-estimate")).to_contain_text("$")
+    alice.get_by_test_id("start").click()
+    expect(alice.get_by_test_id("experiment-status").first).to_have_text("Finished", timeout=90_000)
+    expect(alice.get_by_test_id("arm-results").locator("tbody tr")).to_have_count(1)
+    expect(alice.get_by_test_id("item-results").locator("tbody tr")).to_have_count(13)
+    shot(alice, "experiment_results")
+
+    # What it all cost, by model and provider.
+    alice.goto(f"{base}/w/acme/usage/")
+    expect(alice.locator("h1")).to_be_visible()
+    assert "LEAKCANARY" not in alice.content()
+    shot(alice, "usage")

@@ -15,14 +15,27 @@ class Bar:
     pct: float  # of the largest bar, 0..100
 
 
-def bars(items: list[tuple[str, Decimal]], *, limit: int = 12) -> list[Bar]:
-    """Horizontal bars, largest first (the rest of the list is in the table beside)."""
+def bars(items: list[tuple[str, Decimal, int]], *, limit: int = 12) -> list[Bar]:
+    """Horizontal bars, largest first; ``(label, cost, unpriced calls)``. Calls without a
+    price are said so ("unpriced"), never drawn or written as $0."""
     items = items[:limit]
-    top = max((v for _, v in items), default=Decimal(0))
+    top = max((v for _, v, _ in items), default=Decimal(0))
     return [
-        Bar(label, value, money(value), float(value / top * 100) if top > 0 else 0.0)
-        for label, value in items
+        Bar(
+            label,
+            value,
+            priced_money(value, unpriced),
+            float(value / top * 100) if top > 0 else 0.0,
+        )
+        for label, value, unpriced in items
     ]
+
+
+def priced_money(value: Decimal, unpriced: int) -> str:
+    """``$0.0150``, ``$0.0150 + unpriced`` or ``unpriced``."""
+    if not unpriced:
+        return money(value)
+    return f"{money(value)} + unpriced" if value else "unpriced"
 
 
 @dataclass(frozen=True)

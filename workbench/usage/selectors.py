@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -87,6 +87,12 @@ class Group:
     calls: int
     input_tokens: int
     output_tokens: int
+    unpriced: int = 0  # calls that used tokens but have no price: not in ``cost``, never $0
+
+
+# A call that spent tokens but has no cost: its model is unpriced (a failed call before any
+# token has no cost because it cost nothing).
+UNPRICED = Q(cost__isnull=True) & (Q(input_tokens__gt=0) | Q(output_tokens__gt=0))
 
 
 def spend_by(
@@ -95,12 +101,19 @@ def spend_by(
     """Spend grouped by ``field``; ``labels`` (a function) names each key for display."""
     rows = (
         calls.values(key=F(field))
-        .annotate(cost=Sum("cost"), n=Count("id"), i=Sum("input_tokens"), o=Sum("output_tokens"))
+        .annotate(  # not "cost=": the alias would shadow the field UNPRICED filters on
+            spent=Sum("cost"),
+            n=Count("id"),
+            i=Sum("input_tokens"),
+            o=Sum("output_tokens"),
+            u=Count("id", filter=UNPRICED),
+        )
         .order_by()
     )
     name = labels or (lambda key: str(key or "—"))
     groups = [
-        Group(name(r["key"]), r["cost"] or ZERO, r["n"], r["i"] or 0, r["o"] or 0) for r in rows
+        Group(name(r["key"]), r["spent"] or ZERO, r["n"], r["i"] or 0, r["o"] or 0, r["u"])
+        for r in rows
     ]
     return sorted(groups, key=lambda g: (-g.cost, -g.calls, g.label))
 
@@ -201,6 +214,7 @@ class UsageSummary:
     total: Decimal
     calls: int
     tokens: int
+    unpriced_calls: int
     by_day: list[tuple[date, Decimal]]
     sections: list[Section]
     stats: list[ModelStats]
@@ -215,6 +229,7 @@ def usage_summary(workspace: Workspace, span: Range) -> UsageSummary:
         total=sum((g.cost for g in by_model), ZERO),
         calls=sum(g.calls for g in by_model),
         tokens=sum(g.input_tokens + g.output_tokens for g in by_model),
+        unpriced_calls=sum(g.unpriced for g in by_model),
         by_day=spend_by_day(calls, span),
         sections=[
             Section("model", "By model", by_model),

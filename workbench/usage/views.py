@@ -74,14 +74,14 @@ def usage_index(request: HttpRequest, workspace: Workspace) -> HttpResponse:
         "workspace": workspace,
         "span": span,
         "summary": summary,
-        "total_text": charts.money(summary.total),
+        "total_text": charts.priced_money(summary.total, summary.unpriced_calls),
         "days": charts.day_chart(summary.by_day),
         "sections": [
             {
                 "key": s.key,
                 "title": s.title,
                 "groups": s.groups,
-                "bars": charts.bars([(g.label, g.cost) for g in s.groups]),
+                "bars": charts.bars([(g.label, g.cost, g.unpriced) for g in s.groups]),
             }
             for s in summary.sections
         ],

@@ -220,3 +220,20 @@ def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def test_it_says_unpriced_where_a_model_has_no_price_never_0(
+    alice, alice_client, workspace
+) -> None:
+    make_run(workspace, alice, [
+        {"cost": Decimal("0.20")},
+        {"cost": None, "provider": "Groq", "model": "local-large"},  # tokens, no price
+        {"cost": None, "status": CallStatus.FAILED, "input_tokens": 0, "output_tokens": 0},
+    ])  # fmt: skip
+    response = alice_client.get(url(workspace))
+    html = response.content.decode()
+    bars = {s["key"]: {b.label: b.text for b in s["bars"]} for s in response.context["sections"]}
+    assert bars["model"] == {"gpt-4o": "$0.2000", "local-large": "unpriced"}
+    assert bars["credential"] == {"OpenAI": "$0.2000", "Groq": "unpriced"}
+    assert bars["pool"] == {"Trio": "$0.2000 + unpriced"}
+    assert "$0.2000 + unpriced" in html and "1 unpriced call" in html  # the failed one cost 0

@@ -205,7 +205,10 @@ def test_it_ends_the_run_and_keeps_texts_whole_across_a_redis_restart(
             assert message["type"] not in TERMINAL, "the run ended before Redis could restart"
             deltas += message["type"] == "candidate.delta"
     watchers = FlakyWatchers(own_stack, run, alice).start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while watchers.connections < 2:  # they are dropping and reconnecting: restart under them
+        assert time.monotonic() < deadline and watchers.final is None, "the watchers never began"
+        time.sleep(0.02)
     before_restart = watchers.connections
     own_stack.restart_redis()
     watchers.join(timeout=90)

@@ -150,7 +150,7 @@ def test_it_never_answers_a_fuzzed_api_request_with_a_server_error(
 # The pool fields a PATCH may leave out but not null; quorum, deadline_s, budget_usd and judge
 # may be null (that clears them).
 NOT_NULL = ["name", "slug", "description", "mode", "rounds", "debate_judge", "system_prompt",
-            "members"]  # fmt: skip
+            "blind_mode", "members"]  # fmt: skip
 
 
 @pytest.mark.parametrize("field", NOT_NULL)

@@ -222,6 +222,9 @@ CELERY_BEAT_SCHEDULE = {
 # A queued run whose task never reached the broker (a process died, or Redis was down, between
 # the run's commit and the publish) is handed to a worker again after this long.
 FUSION_REDISPATCH_AFTER_S = env_float("FUSION_REDISPATCH_AFTER_S", 30.0, minimum=1.0)
+# A queued run whose task the broker got this long ago but no worker has claimed is sent again:
+# a Redis restarted without persistence comes back empty. Duplicates are harmless (the claim).
+FUSION_QUEUED_RESEND_S = env_float("FUSION_QUEUED_RESEND_S", 300.0, minimum=10.0)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- auth ------------------------------------------------------------------------------------

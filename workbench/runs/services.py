@@ -121,7 +121,7 @@ def run_dispatch(*, run_id: str) -> bool:
     except Exception as exc:  # the broker's errors are many (kombu, redis, OS)
         log.warning("run %s could not reach a worker yet (%s); the reaper will retry", run_id, exc)
         return False
-    Run.objects.filter(pk=run_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+    Run.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
     return True
 
 
@@ -129,13 +129,16 @@ def runs_redispatch_lost(
     *, older_than_s: float | None = None, run_ids: list[Any] | None = None
 ) -> list[str]:
     """Hand over again the queued runs (of ``run_ids``, or all) whose task never reached the
-    broker. A run waiting in a busy queue has been dispatched and is left where it is."""
+    broker, or reached it so long ago that the broker may have lost it (a Redis restarted
+    without persistence comes back empty). A run waiting in a busy queue is left alone until
+    ``FUSION_QUEUED_RESEND_S``; a second copy of its task is harmless, since only one delivery
+    can claim the run."""
     after = settings.FUSION_REDISPATCH_AFTER_S if older_than_s is None else older_than_s
+    now = timezone.now()
+    never_sent = Q(dispatched_at__isnull=True, created_at__lt=now - timedelta(seconds=after))
+    long_ago = Q(dispatched_at__lt=now - timedelta(seconds=settings.FUSION_QUEUED_RESEND_S))
     lost = Run.objects.filter(
-        status=RunStatus.QUEUED,
-        dispatched_at__isnull=True,
-        cancel_requested=False,
-        created_at__lt=timezone.now() - timedelta(seconds=after),
+        never_sent | long_ago, status=RunStatus.QUEUED, cancel_requested=False
     )
     if run_ids is not None:
         lost = lost.filter(pk__in=run_ids)

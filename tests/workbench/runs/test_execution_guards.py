@@ -246,6 +246,20 @@ def test_it_leaves_a_dispatched_run_waiting_in_a_busy_queue_alone(
     )
 
 
+def test_it_sends_again_a_run_the_broker_took_long_ago_but_no_worker_claimed(
+    enqueued: list[str], alice: User, workspace: Workspace, settings: SettingsWrapper
+) -> None:
+    """Redis restarted without persistence forgets every queued task; the runs stay queued."""
+    settings.FUSION_QUEUED_RESEND_S = 300
+    run = start_run(simulated_pool(workspace, alice, [FAST]), alice)
+    assert services.runs_redispatch_lost(older_than_s=0) == []  # just sent: it is waiting
+    sent_at = timezone.now() - timedelta(seconds=301)
+    Run.objects.filter(pk=run.pk).update(dispatched_at=sent_at)
+    assert services.runs_redispatch_lost(older_than_s=0) == [str(run.pk)]
+    assert services.runs_redispatch_lost(older_than_s=0) == []  # once per 300 s, not per tick
+    assert enqueued == [str(run.pk), str(run.pk)]
+
+
 # --- the status machine against late writers ---------------------------------------------------
 
 

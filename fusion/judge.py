@@ -259,26 +259,39 @@ class Verdict:
 
 def extract_json(text: str) -> dict[str, Any]:
     """The verdict object in a reply: bare, in a code fence, or amid prose."""
-    candidates: list[str] = [text.strip()]
-    candidates += [m.group(1) for m in re.finditer(r"```(?:json|JSON)?\s*(.*?)```", text, re.S)]
-    candidates += list(_balanced_objects(text))
-    found: list[dict[str, Any]] = []
-    for raw in candidates:
-        for attempt in (raw, re.sub(r",\s*([}\]])", r"\1", raw)):  # tolerate trailing commas
-            try:
-                value = json.loads(attempt)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                found.append(value)
-                break
     keys = {"scores", "winner", "consensus", "rationale"}
-    for value in found:
-        if keys & value.keys():
-            return value
-    if found:
-        return found[0]
+    first: dict[str, Any] | None = None
+    # Tried in this order, lazily: a judge that follows the prompt replies with bare JSON,
+    # and that is parsed once, without scanning the text for fences and braces.
+    for raw in _json_candidates(text):
+        value = _loads_tolerant(raw)
+        if isinstance(value, dict):
+            if keys & value.keys():
+                return value
+            if first is None:
+                first = value
+    if first is not None:
+        return first
     raise VerdictParseError(f"the judge's reply holds no JSON object: {_snippet(text)}")
+
+
+def _loads_tolerant(raw: str) -> Any:
+    """``raw`` as JSON, or with trailing commas dropped; None when it is neither."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    try:
+        return json.loads(re.sub(r",\s*([}\]])", r"\1", raw))
+    except ValueError:
+        return None
+
+
+def _json_candidates(text: str) -> Iterable[str]:
+    yield text.strip()
+    for m in re.finditer(r"```(?:json|JSON)?\s*(.*?)```", text, re.S):
+        yield m.group(1)
+    yield from _balanced_objects(text)
 
 
 def _balanced_objects(text: str) -> Iterable[str]:

@@ -214,7 +214,9 @@ def test_it_keeps_an_echoed_key_out_of_experiment_pages_and_exports(
     # The faults happened as scripted, and their errors reached the experiment's results.
     assert upstream.requests_for("leaky")[0].headers.get("authorization") == f"Bearer {KEY}"
     failed = experiment.results.filter(status=ItemStatus.FAILED, arm__label="leaky alone")
-    assert failed.count() == 3 and all("bad request" in r.detail for r in failed), [r.detail for r in failed]
+    assert failed.count() == 3 and all("bad request" in r.detail for r in failed), [
+        r.detail for r in failed
+    ]
     ungraded = experiment.results.filter(item__checker="judge", grade_run__isnull=False)
     assert ungraded.exists() and all("no usable grade" in r.detail for r in ungraded)
     stored = list(experiment.results.values_list("detail", "answer"))

@@ -22,12 +22,15 @@ seed: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 
+# Parallel processes: most of the suite waits on subprocesses, sockets and browsers.
+TEST_WORKERS ?= 3
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Everything but the browser and multi-process suites, for a quick loop while coding.
 test-fast: install
-	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff format --check .

@@ -196,7 +196,9 @@ class _Run:
         self.started = clock()
         self.deadline = None if spec.deadline_s is None else self.started + spec.deadline_s
         pools = {
-            name: KeyPool(ep.keys, provider=name, default_cooldown_s=key_cooldown_s)
+            # The provider's own name (a credential's label), not the endpoint's reference
+            # ("cred:<id>"): it is what a person reads in "every key was rejected".
+            name: KeyPool(ep.keys, provider=ep.provider.name, default_cooldown_s=key_cooldown_s)
             for name, ep in endpoints.items()
         }
         self.caller = Caller(

@@ -35,3 +35,13 @@ if not os.environ.get("REDIS_URL"):
     _redis = start_embedded_redis(_socket, log_path=_TEST_VAR / "redis.log")
     atexit.register(_redis.kill)
     os.environ["REDIS_URL"] = f"unix://{_socket}"
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel test processes share the one Redis server (CI): each gets a database of its
+    # own, or one process's Celery worker would take another's runs (whose rows its database
+    # does not have). gw0 keeps the given database, gw1 the next one, and so on.
+    from urllib.parse import urlsplit, urlunsplit
+
+    _url = urlsplit(os.environ["REDIS_URL"])
+    _base = int(_url.path.strip("/") or 0)
+    _worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    os.environ["REDIS_URL"] = urlunsplit(_url._replace(path=f"/{(_base + _worker) % 16}"))

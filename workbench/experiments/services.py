@@ -424,7 +424,8 @@ def item_grade(*, result: ItemResult, user: User, correct: bool, note: str = "")
     """A person's grade of an answer: human items, judge (rubric) items (a correction of the
     judge), and answers no checker could grade. Grading again replaces the grade."""
     locked = (
-        ItemResult.objects.select_for_update()
+        # of=("self",): PostgreSQL cannot lock the nullable side of the joins.
+        ItemResult.objects.select_for_update(of=("self",))
         .select_related("item", "experiment__workspace")
         .get(pk=result.pk)
     )
@@ -615,7 +616,8 @@ def experiment_advance(*, experiment_id: int) -> bool:
 
     with transaction.atomic():
         experiment = (
-            Experiment.objects.select_for_update()
+            # of=("self",): PostgreSQL cannot lock the nullable side of an outer join.
+            Experiment.objects.select_for_update(of=("self",))
             .select_related("workspace", "runs_as")
             .filter(pk=experiment_id)
             .first()

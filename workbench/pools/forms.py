@@ -88,7 +88,7 @@ class PoolForm(ServiceErrorFormMixin, forms.Form):
     )
     judge_max_tokens = forms.IntegerField(label="Max tokens", required=False, min_value=1)
     judge_swap_twice = forms.BooleanField(
-        label="Judge twice, with the answers in reverse order",
+        label="Judge twice, with every answer moved to another position",
         required=False,
         help_text="Cancels the judge's bias for the first (or last) answer; one more call.",
     )

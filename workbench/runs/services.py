@@ -78,12 +78,24 @@ def run_create(
     spec = spec_dict_of(config)
     budget = config.get("budget_usd", spec.get("budget_usd"))
     budget = Decimal(str(budget)) if budget not in (None, "") else None
-    if budget is not None and estimated_cost is not None and estimated_cost > budget:
+    from workbench.pools.estimate import config_estimate
+
+    # The engine would refuse these before any call; refusing here keeps them out of history.
+    estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
+    if estimated_cost is None:
+        estimated_cost = estimate.priced_usd
+    if budget is not None and estimated_cost > budget:
         raise ServiceError(
             f"This run could cost up to ${estimated_cost:.4f}, over the pool's per-run cap "
             f"of ${budget:.4f}. Lower max tokens or members, or raise the cap.",
             field="prompt",
             code="over_run_cap",
+        )
+    if budget is not None and estimate.has_unpriced:
+        raise ServiceError(
+            f"This run cannot start: {estimate.refusal or 'a model has no price'}.",
+            field="prompt",
+            code="unpriced_under_run_cap",
         )
     from workbench.usage.budgets import budget_reserve
 

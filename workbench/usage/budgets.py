@@ -73,9 +73,13 @@ def _used(workspace: Workspace, user: User | None = None) -> tuple[Decimal, Deci
     runs = Run.objects.filter(workspace=workspace)
     if user is not None:
         runs = runs.filter(created_by=user)
-    spent = _spent(runs).aggregate(s=Sum("total_cost"))["s"]
-    reserved = _reserving(runs).aggregate(s=Sum("estimated_cost"))["s"]
-    return spent or ZERO, reserved or ZERO
+    # One statement, so one snapshot: as two, a run ending between them (PostgreSQL's read
+    # committed gives each its own) would be counted as neither reserved nor spent.
+    used = runs.aggregate(
+        spent=Sum("total_cost", filter=_TERMINAL & Q(created_at__gte=month_start())),
+        reserved=Sum("estimated_cost", filter=~_TERMINAL),
+    )
+    return used["spent"] or ZERO, used["reserved"] or ZERO
 
 
 def used_by_member(workspace: Workspace) -> dict[int, tuple[Decimal, Decimal]]:

@@ -236,11 +236,4 @@ def test_it_isolates_a_provider_fault_to_its_member(
         sent = upstream.requests_for(fault.model)[0].headers.get("authorization")
         assert sent == f"Bearer {KEY}", "the key went upstream, to be echoed back"
 
-    # Last, so that the known defect below hides none of the checks above.
-    if fault.model == "f401" and faulty.error.startswith(f"cred:{remote.pk}/f401: "):
-        pytest.xfail(
-            "fusion/engine.py builds each KeyPool with provider=<the reference 'cred:<id>'>, "
-            "so 'every key was rejected' names the reference, not the credential's label "
-            "(passthrough.py passes provider=ep.provider.name)"
-        )
     assert faulty.error.startswith(f"{LABEL}/{fault.model}: ") or not faulty.error, faulty.error

@@ -197,3 +197,15 @@ def test_it_says_what_to_choose_before_estimating(
 ) -> None:
     response = bob_client.post(f"/w/{workspace.slug}/runs/new/estimate/", {"source": "pool"})
     assert "Choose a pool or pick models to see what a run may cost." in response.content.decode()
+
+
+def test_it_refuses_a_run_with_an_unpriced_model_under_the_pools_budget(
+    bob_client: Client, workspace: Workspace, alice: User
+) -> None:
+    capped = simulated_pool(workspace, alice, ["sim-fast", "house-model"], budget_usd=Decimal("5"))
+    response = bob_client.post(
+        new_url(workspace), {"source": "pool", "pool": capped.pk, "prompt": "Hi"}
+    )
+    html = response.content.decode().replace("&#x27;", "'")
+    assert "no price for house-model" in html and "cannot cover it" in html
+    assert not Run.objects.exists()

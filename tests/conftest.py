@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                "/e2e/" in str(item.path))  # fmt: skip
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _close_engine_database_threads(django_db_blocker: object) -> Iterator[None]:
-    """Runs executed in this process (eagerly) leave database threads with open connections;
-    close them before the test database is dropped."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """The test database, as pytest-django makes it. Before it is dropped, close what this
+    process's threads left open (the engine's database threads, asgiref's executor threads
+    of the async gateway views): PostgreSQL will not drop a database still in use."""
     yield
+    from django.db import connection
+
     from workbench.runs.engine_loop import ENGINE_LOOP
 
     ENGINE_LOOP.close_database_connections()
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="session")

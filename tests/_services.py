@@ -28,8 +28,15 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 # Serve static files from static/ (no collectstatic) even in a production-shaped (CI) run.
 os.environ.setdefault("FUSION_STATIC_MANIFEST", "false")
 
-if not os.environ.get("REDIS_URL"):
+# Set by the first process that started an embedded Redis: parallel (xdist) test processes
+# inherit its environment, and each starts a Redis of its own rather than sharing it (one
+# process's Celery worker would otherwise take another's runs, whose rows it cannot see).
+_EMBEDDED_MARK = "FUSION_TEST_EMBEDDED_REDIS"
+
+if os.environ.get(_EMBEDDED_MARK) or not os.environ.get("REDIS_URL"):
     from workbench.lib.embedded_redis import start_embedded_redis
+
+    os.environ[_EMBEDDED_MARK] = "1"
 
     _socket = _TEST_VAR / "redis.sock"
     _redis = start_embedded_redis(_socket, log_path=_TEST_VAR / "redis.log")

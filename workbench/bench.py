@@ -10,6 +10,9 @@ process and one Celery worker process. Then:
 - ``fanout``: 100 websocket clients watch 10 concurrent runs of 5 members (10 clients per
   run); events per second that the one daphne process delivers, and whether any client saw a
   gap (an event lost) or a text different from the stored one.
+- ``gateway``: the single-model passthrough on ``/v1`` (``workbench.bench_gateway``): time
+  added to the first token with 1 and 16 clients, streamed requests per second through the
+  one daphne process and its peak memory.
 
 - ``load`` (with ``--load``): 200 concurrent runs of 5 members through one worker process
   and one daphne process, every run watched over a websocket: the orchestration overhead
@@ -35,16 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.lib.measure import percentile, rss_mb
+
 STAMP = re.compile(r"<(\d+\.\d+)>")
 TERMINAL = {"finished", "finished_without_verdict", "failed", "cancelled"}
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def _prepare_environment(scratch: Path) -> list[subprocess.Popen[bytes]]:
@@ -132,6 +129,13 @@ def _start(pool: Any, user: Any) -> str:
     return str(run.pk)
 
 
+def _gateway_token(user: Any, workspace: Any) -> str:
+    from workbench.tokens.services import token_create
+
+    # A rate limit no benchmark reaches: this measures the gateway, not its limiter.
+    return token_create(workspace=workspace, user=user, name="bench", rate_per_minute=10**7)[1]
+
+
 def _cookie(user: Any) -> str:
     from django.test import Client
 
@@ -210,8 +214,8 @@ async def _token_latency(
     return {
         "runs": runs,
         "tokens": len(latencies),
-        "p50_ms": round(_percentile(latencies, 0.5), 2),
-        "p99_ms": round(_percentile(latencies, 0.99), 2),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
         "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
         "target_p50_ms": 50,
     }
@@ -252,16 +256,6 @@ async def _fanout(
     }
 
 
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _failed_count(run_ids: list[str]) -> int:
     from workbench.runs.models import Run
 
@@ -295,7 +289,7 @@ async def _load(stack: Any, pool: Any, user: Any, runs: int) -> dict[str, Any]:
 
     async def sample_memory() -> None:
         while not done.is_set():
-            peak["rss"] = max(peak["rss"], *(_rss_mb(w.process.pid) for w in stack.workers()))
+            peak["rss"] = max(peak["rss"], *(rss_mb(w.process.pid) for w in stack.workers()))
             await asyncio.sleep(0.2)
 
     sampler = asyncio.create_task(sample_memory())
@@ -321,12 +315,12 @@ async def _load(stack: Any, pool: Any, user: Any, runs: int) -> dict[str, Any]:
         "seconds_until_all_finished": round(elapsed, 2),
         "runs_per_s": round(runs / elapsed, 2),
         "overhead_ms": {
-            "p50": round(_percentile(overheads, 0.5), 1),
-            "p99": round(_percentile(overheads, 0.99), 1),
+            "p50": round(percentile(overheads, 0.5), 1),
+            "p99": round(percentile(overheads, 0.99), 1),
         },
         "token_to_browser_ms": {
-            "p50": round(_percentile(latencies, 0.5), 1),
-            "p99": round(_percentile(latencies, 0.99), 1),
+            "p50": round(percentile(latencies, 0.5), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
             "tokens": len(latencies),
         },
         "events_delivered": delivered,
@@ -347,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: few runs, few tokens")
     parser.add_argument("--load", action="store_true", help="add the 200-run load and scaling")
     parser.add_argument("--load-runs", type=int, default=200)
+    parser.add_argument(
+        "--only", choices=["stack", "gateway"], help="just the run figures or just the gateway's"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.fanout_runs, args.clients_per_run = 2, 2, 3
@@ -356,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from workbench.bench_gateway import gateway_report
     from workbench.lib.stack import free_port, start_stack
 
     upstream_port = free_port()
@@ -373,23 +371,29 @@ def main(argv: list[str] | None = None) -> int:
             workspace, user, credential,
             [f"fan{i}@ttft=0.05,delay=0.01,tokens={tokens * 4}" for i in range(5)],
         )  # fmt: skip
-        print("measuring token latency and fan-out…", file=sys.stderr)
-        report = {
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "token_latency": asyncio.run(
-                _token_latency(stack.url, stack.ws_url, latency_pool, user, args.runs)
-            ),
-            "fanout": asyncio.run(
-                _fanout(
-                    stack.url,
-                    stack.ws_url,
-                    fanout_pool,
-                    user,
-                    args.fanout_runs,
-                    args.clients_per_run,
-                )
-            ),
+        report: dict[str, Any] = {
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
         }
+        if args.only != "gateway":
+            print("measuring token latency and fan-out…", file=sys.stderr)
+            report["token_latency"] = asyncio.run(
+                _token_latency(stack.url, stack.ws_url, latency_pool, user, args.runs)
+            )
+            report["fanout"] = asyncio.run(
+                _fanout(
+                    stack.url, stack.ws_url, fanout_pool, user,
+                    args.fanout_runs, args.clients_per_run,
+                )
+            )  # fmt: skip
+        if args.only != "stack":
+            print("measuring the gateway's single-model passthrough…", file=sys.stderr)
+            report["gateway"] = asyncio.run(
+                gateway_report(
+                    base_url=stack.url, upstream_url=f"http://127.0.0.1:{upstream_port}",
+                    credential_label=credential.label, token=_gateway_token(user, workspace),
+                    daphne_pid=stack.daphne.pid, quick=args.quick,
+                )
+            )  # fmt: skip
         if args.load:
             load_pool = _pool(
                 workspace, user, credential,

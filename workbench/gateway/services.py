@@ -243,7 +243,10 @@ def _passthrough_config(token: ApiToken, target: SingleTarget, chat: ChatInput) 
         custom_model=True,  # the caller names the model; the catalog need not list it
     )
     clean = validate_pool(
-        PoolInput(name=ADHOC_NAME, members=[member]), user=token.user, workspace=token.workspace
+        PoolInput(name=ADHOC_NAME, members=[member]),
+        user=token.user,
+        workspace=token.workspace,
+        usable=[target.credential],  # resolved (with its keys) for this token already
     )
     config = freeze_clean(clean)
     config["name"] = f"{label}/{target.model}"[: Run._meta.get_field("pool_name").max_length]
@@ -267,21 +270,24 @@ def passthrough_open(
     try:
         prompt, system_prompt = run_services.prompt_validate(prompt, system_prompt)
         config = _passthrough_config(token, target, chat)
-        estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
+        prices = price_table()
+        estimate = config_estimate(
+            config, prompt=prompt, system_prompt=system_prompt, prices=prices
+        )
         run = _passthrough_create(token, config, prompt, system_prompt, estimate.priced_usd)
     except ServiceError as exc:
         raise _service_status(exc) from None
     spec = spec_for_run(config, prompt=prompt, system_prompt=system_prompt)
     member = spec.members[0]
-    credential = Credential.objects.prefetch_related("keys").get(pk=target.credential.pk)
-    endpoint = credential_endpoint(credential, client=client, timeouts=run_timeouts())
+    # The credential came with its keys (``credentials_usable_by`` prefetches them in order).
+    endpoint = credential_endpoint(target.credential, client=client, timeouts=run_timeouts())
     return Passthrough(
         run_id=str(run.pk),
         config=config,
         member=member,
         max_attempts=spec.max_attempts,
         endpoints={member.provider: endpoint},
-        prices=price_table(),
+        prices=prices,
     )
 
 

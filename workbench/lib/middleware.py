@@ -1,28 +1,101 @@
+"""The project's middleware. Each works in both of Django's modes: under daphne the chain
+stays async from end to end, so an async view (the gateway's) runs on the server's event loop
+instead of being adapted into a thread and back for every request; sync views are run in a
+thread by Django as usual.
+"""
+
 from __future__ import annotations
 
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 logger = logging.getLogger(__name__)
 
 
-class UserTimezoneMiddleware:
-    """Show times in the user's own zone; they are stored in UTC."""
+class _BothModes:
+    """A middleware Django can call synchronously or await, whichever the chain below is."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        zone = getattr(request.user, "time_zone", None) if hasattr(request, "user") else None
-        try:
-            timezone.activate(zoneinfo.ZoneInfo(zone)) if zone else timezone.deactivate()
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            timezone.deactivate()
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.handle_async(request)
+        return self.handle(request)
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+    async def handle_async(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, which is sync-only, made awaitable: it would otherwise turn the whole chain
+    below it synchronous. A static file is served from a thread; anything else passes on."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any], **kwargs: Any) -> None:
+        super().__init__(get_response, **kwargs)
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self._acall(request)
+        return super().__call__(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        static_file = self.find_file(path) if self.autorefresh else self.files.get(path)
+        if static_file is not None:
+            return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        response: Awaitable[HttpResponse] = self.get_response(request)
+        return await response
+
+
+def _activate_zone(request: HttpRequest) -> None:
+    user = getattr(request, "user", None)
+    zone = getattr(user, "time_zone", None)
+    try:
+        timezone.activate(zoneinfo.ZoneInfo(zone)) if zone else timezone.deactivate()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        timezone.deactivate()
+
+
+class UserTimezoneMiddleware(_BothModes):
+    """Show times in the user's own zone; they are stored in UTC. (The user was loaded by
+    ``DatabaseUnavailableMiddleware``, before it.)"""
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        _activate_zone(request)
         return self.get_response(request)
+
+    async def handle_async(self, request: HttpRequest) -> HttpResponse:
+        _activate_zone(request)
+        return await self.get_response(request)
+
+
+def _load_user(request: HttpRequest) -> None:
+    """Evaluate the session's user now (Django loads it lazily, at first use)."""
+    getattr(request, "user", None) and request.user.is_authenticated
 
 
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment."
@@ -34,7 +107,7 @@ _PAGE = """<!doctype html>
 """
 
 
-class DatabaseUnavailableMiddleware:
+class DatabaseUnavailableMiddleware(_BothModes):
     """Answer 503 (not a bare 500) when the database cannot be reached.
 
     The page is plain HTML that needs nothing from the database (the site layout does). The
@@ -49,18 +122,27 @@ class DatabaseUnavailableMiddleware:
     gateway take strings as they come, and this is the one place that sees them all.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def handle(self, request: HttpRequest) -> HttpResponse:
         from django.db import InterfaceError, OperationalError
 
         if request.path != "/healthz":  # the health check reports the outage in its own words
             try:
-                getattr(request, "user", None) and request.user.is_authenticated
+                _load_user(request)
             except (OperationalError, InterfaceError) as exc:
                 return self._unavailable(request, exc)
         return self.get_response(request)
+
+    async def handle_async(self, request: HttpRequest) -> HttpResponse:
+        from django.db import InterfaceError, OperationalError
+
+        # Without a session cookie the user is anonymous: no thread, no query (API clients).
+        if request.path != "/healthz" and settings.SESSION_COOKIE_NAME in request.COOKIES:
+            try:
+                # In the request's thread, where its sync view will find the user loaded.
+                await sync_to_async(_load_user)(request)
+            except (OperationalError, InterfaceError) as exc:
+                return self._unavailable(request, exc)
+        return await self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         from django.db import DataError, InterfaceError, OperationalError

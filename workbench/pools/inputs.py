@@ -5,13 +5,13 @@ its validation: every problem at once, each under the path of the field it is ab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from workbench.accounts.models import User, Workspace
-from workbench.keys.models import Credential, Scope
-from workbench.keys.selectors import catalogs_for, credentials_usable_by
+from workbench.keys.models import CatalogModel, Credential, Scope
+from workbench.keys.selectors import credentials_usable_by
 from workbench.lib.errors import ServiceError
 from workbench.pools.models import DebateJudge, Mode
 
@@ -155,10 +155,23 @@ def _number_in(
 class _Credentials:
     """The credentials a user may put into a pool of a workspace, with their catalogs."""
 
-    def __init__(self, user: User, workspace: Workspace) -> None:
+    def __init__(
+        self, user: User, workspace: Workspace, usable: Iterable[Credential] | None = None
+    ) -> None:
         self.workspace = workspace
-        self.usable = {c.pk: c for c in credentials_usable_by(user, workspace)}
-        self.catalogs = {pk: set(models) for pk, models in catalogs_for(user, workspace).items()}
+        found = credentials_usable_by(user, workspace) if usable is None else usable
+        self.usable = {c.pk: c for c in found}
+        self._catalogs: dict[int, set[str]] | None = None
+
+    @property
+    def catalogs(self) -> dict[int, set[str]]:
+        """Loaded only when a model is checked against one (the gateway's never are)."""
+        if self._catalogs is None:
+            self._catalogs = {pk: set() for pk in self.usable}
+            rows = CatalogModel.objects.filter(credential_id__in=list(self.usable))
+            for credential_id, model_id in rows.values_list("credential_id", "model_id"):
+                self._catalogs[credential_id].add(model_id)
+        return self._catalogs
 
     def check(self, errors: _Errors, path: str, credential_id: int | None) -> Credential | None:
         if credential_id is None:
@@ -214,12 +227,20 @@ def _clean_text(errors: _Errors, path: str, text: str, limit: int, what: str) ->
     return text
 
 
-def validate_pool(data: PoolInput, *, user: User, workspace: Workspace) -> CleanPool:
-    """Check everything; raise ``PoolValidationError`` listing every problem found."""
+def validate_pool(
+    data: PoolInput,
+    *,
+    user: User,
+    workspace: Workspace,
+    usable: Iterable[Credential] | None = None,
+) -> CleanPool:
+    """Check everything; raise ``PoolValidationError`` listing every problem found.
+
+    ``usable``: the credentials the user may use there, when the caller has them already."""
     from django.utils.text import slugify
 
     errors = _Errors()
-    creds = _Credentials(user, workspace)
+    creds = _Credentials(user, workspace, usable)
 
     name = " ".join(data.name.split())
     if not name:

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from fusion.providers.transport import HttpRequest, TransportError
 from workbench.keys import ssrf
 from workbench.keys.ssrf import BlockedAddressError, UnsafeURLError, check_base_url
 
@@ -107,6 +108,34 @@ async def test_it_refuses_every_spelling_through_the_client(host: str) -> None:
             await client.get(f"https://{host}:9/v1/models")
 
 
+async def provider_get(url: str) -> None:
+    """A GET through the client runs and the gateway call providers with (aiohttp)."""
+    async with ssrf.safe_provider_client() as client:
+        request = HttpRequest(method="GET", url=url, headers={}, connect_timeout=2)
+        async with client.open(request):
+            pass
+
+
+@pytest.mark.parametrize("host", SPELLINGS)
+async def test_it_refuses_every_spelling_through_the_provider_client(host: str) -> None:
+    with pytest.raises(TransportError) as refused:
+        await provider_get(f"https://{host}:9/v1/models")
+
+    # Refused by the guard, for good (never retried), or by the URL parser before any socket.
+    assert refused.value.permanent, refused.value
+    assert refused.value.kind == "url" or "Refused" in str(refused.value)
+
+
+async def test_the_provider_client_refuses_plain_http_in_production(
+    settings: SettingsWrapper, fake_dns: Callable[[dict[str, str]], None]
+) -> None:
+    settings.EMBEDDED = False  # production: https only
+    fake_dns({"api.public.example": PUBLIC_A})
+    with pytest.raises(TransportError, match="Use https") as refused:
+        await provider_get("http://api.public.example/v1/models")
+    assert refused.value.permanent
+
+
 @pytest.mark.parametrize(
     "address", ["127.0.0.1", "10.1.2.3", "172.20.0.5", "192.168.5.5", "169.254.169.254", "::1"]
 )
@@ -119,6 +148,8 @@ async def test_it_refuses_a_name_that_resolves_to_a_private_address(
     async with ssrf.safe_async_client(timeout=2) as client:
         with pytest.raises(BlockedAddressError, match="resolves to a"):
             await client.get("https://api.evil.example/v1/models")
+    with pytest.raises(TransportError, match="resolves to a"):
+        await provider_get("https://api.evil.example/v1/models")
 
 
 async def test_it_refuses_a_name_with_one_private_address_among_public_ones(
@@ -138,6 +169,8 @@ async def test_it_refuses_a_name_with_one_private_address_among_public_ones(
     async with ssrf.safe_async_client(timeout=2) as client:
         with pytest.raises(BlockedAddressError, match="private"):
             await client.get("https://mixed.example/v1/models")
+    with pytest.raises(TransportError, match="private"):
+        await provider_get("https://mixed.example/v1/models")
 
 
 # --- a redirect chain: public -> public -> private ---------------------------------------------

@@ -23,18 +23,18 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from fusion import events as ev
 from fusion.calls import Backoff, Caller, CallOutcome, CallState
 from fusion.keypool import KeyPool
+from fusion.providers.transport import HttpClient
 from fusion.redact import redact
 from fusion.types import CallRecord, Message
 from workbench.gateway import services
 from workbench.gateway.errors import GatewayError
-from workbench.keys.ssrf import safe_async_client
+from workbench.keys.ssrf import safe_provider_client
 from workbench.runs.cancellation import cancel_watcher
 from workbench.runs.engine_bridge import display_of
 from workbench.runs.engine_loop import ENGINE_LOOP
@@ -48,21 +48,19 @@ log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0
 DISCONNECTED = "The client disconnected."
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def gateway_client() -> httpx.AsyncClient:
+def gateway_client() -> HttpClient:
     """The running loop's one pooled, SSRF-guarded client: connections to a provider are
     reused from one request to the next instead of being opened for each."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
         limit = settings.FUSION_HTTP_MAX_CONNECTIONS
-        client = _clients[loop] = safe_async_client(
-            max_connections=limit, max_keepalive_connections=limit
-        )
+        client = _clients[loop] = safe_provider_client(max_connections=limit)
     return client
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from fusion.costs import Price
 from fusion.providers.base import Endpoint
+from fusion.providers.transport import HttpClient
 from fusion.types import Member, Message
 from workbench.accounts.models import Membership, Role
 from workbench.gateway.errors import GatewayError
@@ -254,7 +254,7 @@ def _passthrough_config(token: ApiToken, target: SingleTarget, chat: ChatInput) 
 
 
 def passthrough_open(
-    *, token: ApiToken, target: SingleTarget, chat: ChatInput, client: httpx.AsyncClient
+    *, token: ApiToken, target: SingleTarget, chat: ChatInput, client: HttpClient
 ) -> Passthrough:
     """Record a single-model call as a run of one member (source gateway), already running and
     with its estimate reserved against the budgets, and make its endpoint.
@@ -326,9 +326,7 @@ def _passthrough_create(
     return run
 
 
-def target_open(
-    *, token: ApiToken, chat: ChatInput, client: httpx.AsyncClient
-) -> Run | Passthrough:
+def target_open(*, token: ApiToken, chat: ChatInput, client: HttpClient) -> Run | Passthrough:
     """Resolve the model the request names and start serving it: a fusion run handed to a
     worker, or a single-model run for this process to execute."""
     target = target_resolve(token, chat.model)

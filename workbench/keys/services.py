@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from fusion.providers.base import Endpoint, Timeouts
 from fusion.providers.registry import PROVIDER_KINDS, build_provider
+from fusion.providers.transport import HttpClient
 from fusion.types import ApiKey
 from workbench.accounts.models import User, Workspace
 from workbench.keys import access
@@ -335,11 +336,11 @@ def _target(credential: Credential) -> Target:
 def credential_endpoint(
     credential: Credential,
     *,
-    client: httpx.AsyncClient | None,
+    client: HttpClient | httpx.AsyncClient | None,
     timeouts: Timeouts | None = None,
 ) -> Endpoint:
     """The provider and decrypted key pool for a run. Call it ONLY in the worker, with the
-    client from ``safe_async_client`` (every provider call must pass the SSRF guard).
+    client from ``safe_provider_client`` (every provider call must pass the SSRF guard).
 
     Synchronous (it reads the keys from the database): call it before entering the event loop
     or through ``sync_to_async``. Key labels are "…" + the last four characters.

@@ -19,9 +19,10 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import httpx
 from django.conf import settings
 from django.db import connection
+
+from fusion.providers.transport import HttpClient
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ class EngineLoop:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
         self._db: ThreadPoolExecutor | None = None
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
@@ -66,14 +67,13 @@ class EngineLoop:
         assert self._db is not None
         return self._db
 
-    def http_client(self) -> httpx.AsyncClient:
+    def http_client(self) -> HttpClient:
         """The loop's pooled, SSRF-guarded client (call it on the engine loop)."""
         if self._client is None:
-            from workbench.keys.ssrf import safe_async_client
+            from workbench.keys.ssrf import safe_provider_client
 
-            self._client = safe_async_client(
-                max_connections=settings.FUSION_HTTP_MAX_CONNECTIONS,
-                max_keepalive_connections=settings.FUSION_HTTP_MAX_CONNECTIONS,
+            self._client = safe_provider_client(
+                max_connections=settings.FUSION_HTTP_MAX_CONNECTIONS
             )
         return self._client
 

@@ -129,6 +129,15 @@ def _start(pool: Any, user: Any) -> str:
     return str(run.pk)
 
 
+def _start_many(pool: Any, user: Any, runs: int) -> list[str]:
+    """``runs`` runs made in one transaction: each is sent to the workers as it commits, so the
+    whole burst arrives at once instead of at the pace of this one client making runs."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        return [_start(pool, user) for _ in range(runs)]
+
+
 def _gateway_token(user: Any, workspace: Any) -> str:
     from workbench.tokens.services import token_create
 
@@ -144,18 +153,25 @@ def _cookie(user: Any) -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-async def _watch(url: str, headers: dict[str, str], on_message: Any) -> dict[str, Any]:
-    """Follow one run to its end; report gaps and the rebuilt texts."""
+async def _watch(
+    url: str, headers: dict[str, str], on_message: Any, seen: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Follow one run to its end; report gaps and the rebuilt texts. ``seen`` keeps the
+    last message's type and seq as they come, for a watcher that has to give up."""
     from websockets.asyncio.client import connect
 
     texts: dict[str, str] = {}
     last, gaps, snapshots, events = 0, 0, 0, 0
+    seen = {} if seen is None else seen
     async with connect(url, additional_headers=headers, max_size=None) as ws:
         async for raw in ws:
             now = time.time()
             message = json.loads(raw)
             kind = message["type"]
             events += 1
+            seen.update(events=events, last_type=kind, last_seq=message.get("seq"))
+            if kind == "run.snapshot":
+                seen["snapshot_status"] = message["state"]["run"].get("status")
             if kind == "run.snapshot":
                 snapshots += 1
                 last = message["seq"]
@@ -179,10 +195,12 @@ async def _watch(url: str, headers: dict[str, str], on_message: Any) -> dict[str
 
 async def _watch_bounded(url: str, headers: dict[str, str], on_message: Any) -> dict[str, Any]:
     """A watcher that gives up after two minutes and says so, rather than hang the bench."""
+    seen: dict[str, Any] = {}
     try:
-        return await asyncio.wait_for(_watch(url, headers, on_message), 120)
+        return await asyncio.wait_for(_watch(url, headers, on_message, seen), 120)
     except (TimeoutError, OSError) as exc:
-        return {"texts": {}, "gaps": 0, "snapshots": 0, "events": 0, "failed": repr(exc)}
+        failure = f"{exc!r} after {seen or 'nothing'} on {url}"
+        return {"texts": {}, "gaps": 0, "snapshots": 0, "events": 0, "failed": failure}
 
 
 def _stored_texts(run_id: str) -> dict[str, str]:
@@ -293,9 +311,12 @@ async def _load(stack: Any, pool: Any, user: Any, runs: int) -> dict[str, Any]:
             await asyncio.sleep(0.2)
 
     sampler = asyncio.create_task(sample_memory())
+    creating = time.monotonic()
+    run_ids = await sync_to_async(_start_many)(pool, user, runs)
+    created = time.monotonic() - creating
+    # The clock starts as the burst reaches the workers (all of it at once, at the commit);
+    # every run is watched from then on, as people who just pressed Run would watch them.
     started = time.monotonic()
-    run_ids = [await sync_to_async(_start)(pool, user) for _ in range(runs)]
-    created = time.monotonic() - started
     results = await asyncio.gather(
         *(_watch_bounded(f"{stack.ws_url}/ws/runs/{r}/", headers, on_text) for r in run_ids)
     )
@@ -327,9 +348,34 @@ async def _load(stack: Any, pool: Any, user: Any, runs: int) -> dict[str, Any]:
         "events_per_s": round(delivered / elapsed),
         "gaps": sum(r["gaps"] for r in results),
         "watchers_failed": sum(1 for r in results if "failed" in r),
+        "watcher_failures": [r["failed"] for r in results if "failed" in r][:3],
         "runs_failed": await sync_to_async(_failed_count)(run_ids),
         "worker_peak_rss_mb": round(peak["rss"], 1),
         "database_writes_per_run": round(statistics.fmean(writes[-runs:]), 1) if writes else None,
+    }
+
+
+def _scaling(stack: Any, pool: Any, user: Any, runs: int, per_worker: int) -> dict[str, Any]:
+    """The burst on workers that each take ``per_worker`` runs at a time (their Celery
+    threads), first one such worker, then two: how throughput grows with workers while the
+    machine has cores to spare."""
+    from workbench.lib.stack import start_worker
+
+    for worker in stack.workers():
+        worker.stop()
+    stack.extra_workers.clear()
+    threads = str(per_worker)
+    stack.worker = start_worker(stack.log_dir, "scale1", WORKER_THREADS=threads)
+    print(f"scaling: {runs} runs, {per_worker} at a time, one worker…", file=sys.stderr)
+    one = asyncio.run(_load(stack, pool, user, runs))
+    stack.start_worker("scale2", WORKER_THREADS=threads)
+    print("scaling: two workers…", file=sys.stderr)
+    two = asyncio.run(_load(stack, pool, user, runs))
+    return {
+        "runs_at_a_time_per_worker": per_worker,
+        "one_worker": one,
+        "two_workers": two,
+        "throughput_ratio": round(two["runs_per_s"] / one["runs_per_s"], 2),
     }
 
 
@@ -342,7 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", action="store_true", help="add the 200-run load and scaling")
     parser.add_argument("--load-runs", type=int, default=200)
     parser.add_argument(
-        "--only", choices=["stack", "gateway"], help="just the run figures or just the gateway's"
+        "--scaling", type=int, metavar="N", default=0,
+        help="with --load: the burst again with N runs at a time per worker, on 1 then 2 workers",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only",
+        choices=["stack", "gateway", "load"],
+        help="one part: the run figures, the gateway's, or the load (--load implied)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -374,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
         }
-        if args.only != "gateway":
+        if args.only in (None, "stack"):
             print("measuring token latency and fan-out…", file=sys.stderr)
             report["token_latency"] = asyncio.run(
                 _token_latency(stack.url, stack.ws_url, latency_pool, user, args.runs)
@@ -385,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.fanout_runs, args.clients_per_run,
                 )
             )  # fmt: skip
-        if args.only != "stack":
+        if args.only in (None, "gateway"):
             print("measuring the gateway's single-model passthrough…", file=sys.stderr)
             report["gateway"] = asyncio.run(
                 gateway_report(
@@ -394,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                     daphne_pid=stack.daphne.pid, quick=args.quick,
                 )
             )  # fmt: skip
-        if args.load:
+        if args.load or args.only == "load":
             load_pool = _pool(
                 workspace, user, credential,
                 [f"ld{i}@stamp=1,ttft=0.2,delay=0.05,tokens=20" for i in range(5)],
@@ -402,7 +454,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"load: {args.load_runs} runs, one worker…", file=sys.stderr)
             report["load_one_worker"] = asyncio.run(_load(stack, load_pool, user, args.load_runs))
             stack.start_worker("second", WORKER_THREADS=str(args.load_runs + 10))
+            print(f"load: {args.load_runs} runs, two workers…", file=sys.stderr)
             report["load_two_workers"] = asyncio.run(_load(stack, load_pool, user, args.load_runs))
+            if args.scaling:
+                report["scaling"] = _scaling(stack, load_pool, user, args.load_runs, args.scaling)
         print(json.dumps(report, indent=2))
         return 0
     finally:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
 
 from workbench.runs import selectors
 from workbench.runs.live import LiveStore, merge_states
@@ -34,6 +36,7 @@ TERMINAL = frozenset({"finished", "finished_without_verdict", "failed", "cancell
 # How often a watcher checks that no event went missing with nothing after it to reveal the
 # gap (a publish racing the subscription, a Redis restart).
 WATCHDOG_S = 1.0
+log = logging.getLogger(__name__)
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -68,17 +71,28 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
 
     async def _watchdog(self) -> None:
-        """Resend a snapshot when the live seq is ahead of what this client got and stays so."""
+        """Resend a snapshot when the live seq is ahead of what this client got and stays so,
+        or when the run has ended without this client being told.
+
+        The second happens when the snapshot came from the database: its checkpoint can
+        cover the run's last events by seq before the run's final status is written, so
+        the terminal event, already covered, is dropped and no later event will come.
+        """
         behind_since: int | None = None
         while not self.ended:
             await asyncio.sleep(WATCHDOG_S)
-            seq = await self.live.current_seq(self.run_id)
-            if seq > self.last_sent:
-                if behind_since == self.last_sent:  # no progress for a whole period
-                    await self.send_snapshot()
-                behind_since = self.last_sent
-            else:
-                behind_since = None
+            try:
+                seq = await self.live.current_seq(self.run_id)
+                if seq > self.last_sent:
+                    if behind_since == self.last_sent:  # no progress for a whole period
+                        await self.send_snapshot()
+                    behind_since = self.last_sent
+                else:
+                    behind_since = None
+                    if await self.live.ended(self.run_id):
+                        await self.send_snapshot()
+            except RedisError as exc:  # Redis restarting: try again next period
+                log.warning("run %s watchdog: %s", self.run_id, type(exc).__name__)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The protocol is server to client; a client asks for a fresh snapshot with "snapshot".

@@ -133,3 +133,33 @@ async def test_it_closes_an_unknown_run_even_with_after(alice: User) -> None:
     closed = await communicator.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": 4404}
     await communicator.disconnect()
+
+
+async def test_it_tells_a_client_the_run_ended_when_the_stored_state_covered_its_last_event(
+    live_state: str, alice: User
+) -> None:
+    # The worker's last checkpoint (seq 9) lands before its flush of events 8-9 (the run's
+    # end) and before the run's final status: the client starts from the stored state...
+    await sync_to_async(Run.objects.filter(pk=live_state).update)(last_seq=SEQ + 2)
+    communicator = WebsocketCommunicator(RunConsumer.as_asgi(), f"/ws/runs/{live_state}/")
+    communicator.scope["user"] = alice
+    communicator.scope["url_route"] = {"kwargs": {"run_id": live_state}}
+    assert (await communicator.connect())[0]
+    try:
+        first = await communicator.receive_json_from(timeout=5)
+        assert first["seq"] == SEQ + 2 and first["state"]["run"]["status"] == "running"
+        # ...then the flush lands, its events all covered by that seq: none is sent again.
+        client = redis_client()
+        try:
+            await LiveStore(client).write(
+                live_state, LiveWrite(seq=SEQ + 2, run={"status": "finished", "mode": "best_of"})
+            )
+        finally:
+            await client.aclose()
+
+        ended = await communicator.receive_json_from(timeout=5)
+    finally:
+        await communicator.disconnect()
+
+    assert ended["type"] == "run.snapshot"
+    assert ended["state"]["run"]["status"] == "finished"

@@ -41,8 +41,10 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The figures in the README's Benchmarks section (add `--load --scaling 25` for the load).
 bench: install
 	$(PY) -m fusion.bench
+	$(PY) -m workbench.bench
 
 clean:
 	rm -rf $(VENV) var/staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -140,7 +140,9 @@ def main() -> int:
             return 0
         supervisor.spawn(
             "celery worker",
-            [python, "-m", "celery", "-A", "workbench", "worker", "--loglevel", "INFO",
+            # Warnings and errors only: at INFO the periodic tasks would fill the terminal.
+            [python, "-m", "celery", "-A", "workbench", "worker",
+             "--loglevel", os.environ.get("WORKER_LOG_LEVEL", "WARNING"),
              "--pool", "threads",
              "--concurrency", os.environ.get("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY),
              "--without-gossip", "--without-mingle", "-n", "worker@%h",

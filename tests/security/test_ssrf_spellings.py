@@ -238,6 +238,22 @@ async def test_it_stops_a_redirect_chain_at_its_private_hop(
     assert [h.split(":")[0] for h in hits] == ["a.example", "b.example"]  # both public hops ran
 
 
+async def test_the_provider_client_never_follows_a_redirect(settings: SettingsWrapper) -> None:
+    """A provider answering 302 to the metadata address gets its 302 back, not a second hop."""
+    settings.FUSION_PRIVATE_HOSTS_ALLOWED = ["127.0.0.1"]  # the redirecting server itself
+    hits: list[str] = []
+    async with (
+        redirecting_server("http://169.254.169.254/latest/meta-data/", hits) as port,
+        ssrf.safe_provider_client() as client,
+    ):
+        request = HttpRequest(method="GET", url=f"http://127.0.0.1:{port}/v1/models", headers={})
+        async with client.open(request) as response:
+            status = response.status
+
+    assert status == 302
+    assert len(hits) == 1
+
+
 def test_it_accepts_a_public_address(fake_dns: Callable[[dict[str, str]], None]) -> None:
     """The guard is not a blanket refusal: this is what makes the refusals above mean something."""
     fake_dns({"api.openai.example": "104.18.6.192"})

@@ -15,6 +15,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,7 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         return await response
 
 
-def _activate_zone(request: HttpRequest) -> None:
-    user = getattr(request, "user", None)
+def _activate_zone(user: Any) -> None:
     zone = getattr(user, "time_zone", None)
     try:
         timezone.activate(zoneinfo.ZoneInfo(zone)) if zone else timezone.deactivate()
@@ -85,12 +85,21 @@ class UserTimezoneMiddleware(_BothModes):
     ``DatabaseUnavailableMiddleware``, before it.)"""
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        _activate_zone(request)
+        _activate_zone(getattr(request, "user", None))
         return self.get_response(request)
 
     async def handle_async(self, request: HttpRequest) -> HttpResponse:
-        _activate_zone(request)
+        # Only a user already loaded: loading one here would query from the event loop.
+        _activate_zone(_loaded_user(request))
         return await self.get_response(request)
+
+
+def _loaded_user(request: HttpRequest) -> Any:
+    """The session's user if it has been loaded (``request.user`` is lazy), else None."""
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        return None
+    return user
 
 
 def _load_user(request: HttpRequest) -> None:

@@ -26,7 +26,7 @@ from workbench.curation.models import (
 )
 from workbench.curation.selectors import final_candidates, fused_text_of, is_judgeable
 from workbench.lib.errors import ServiceError
-from workbench.runs.models import Candidate, Run
+from workbench.runs.models import COPIED_FROM, Candidate, Run
 
 MAX_TEXT = 100_000
 MAX_COMMENT = 10_000
@@ -272,6 +272,7 @@ def run_copy(*, run: Run, user: User, target: Workspace) -> Run:
         for ref, info in (config.get("providers") or {}).items()
     }
     config.pop("credentials", None)
+    config[COPIED_FROM] = str(run.pk)  # budgets count nothing for it: nothing was spent here
     copy = Run.objects.create(
         workspace=target,
         created_by=user,

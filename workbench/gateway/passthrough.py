@@ -14,6 +14,8 @@ time limit reach it through the same cancel watcher a worker uses.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import itertools
 import logging
 import re
@@ -62,6 +64,17 @@ def gateway_client() -> HttpClient:
         limit = settings.FUSION_HTTP_MAX_CONNECTIONS
         client = _clients[loop] = safe_provider_client(max_connections=limit)
     return client
+
+
+@atexit.register
+def _close_clients() -> None:
+    """Close each loop's client once its server has stopped the loop. daphne runs no ASGI
+    lifespan shutdown, and an aiohttp session left open is reported as an error at exit."""
+    for loop, client in list(_clients.items()):
+        if loop.is_closed() or loop.is_running():
+            continue
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(client.aclose())
 
 
 # ProviderError's text ends with " (HTTP <status>)" when the provider answered with one.

@@ -27,6 +27,8 @@ TERMINAL_STATUSES = frozenset(
         RunStatus.CANCELLED,
     }
 )
+# The configuration key a run copied from another workspace carries: the original's id.
+COPIED_FROM = "copied_from"
 
 
 class RunSource(models.TextChoices):

@@ -35,7 +35,7 @@ from workbench.accounts.models import Membership, User, Workspace
 from workbench.keys.selectors import price_table
 from workbench.lib.errors import ServiceError
 from workbench.runs.engine_bridge import spec_dict_of
-from workbench.runs.models import TERMINAL_STATUSES, Run
+from workbench.runs.models import COPIED_FROM, TERMINAL_STATUSES, Run
 from workbench.usage.models import MemberBudget, WorkspaceBudget
 
 ZERO = Decimal(0)
@@ -59,10 +59,13 @@ class BudgetState:
 
 
 _TERMINAL = Q(status__in=TERMINAL_STATUSES)
+# A run copied in from another workspace (``curation.services.run_copy``) shows what it cost
+# there; nothing was spent here.
+_COPY = Q(config__has_key=COPIED_FROM)
 
 
 def _spent(runs: QuerySet[Run]) -> QuerySet[Run]:
-    return runs.filter(_TERMINAL, created_at__gte=month_start())
+    return runs.filter(_TERMINAL, created_at__gte=month_start()).exclude(_COPY)
 
 
 def _reserving(runs: QuerySet[Run]) -> QuerySet[Run]:
@@ -70,7 +73,7 @@ def _reserving(runs: QuerySet[Run]) -> QuerySet[Run]:
 
 
 def _used(workspace: Workspace, user: User | None = None) -> tuple[Decimal, Decimal]:
-    runs = Run.objects.filter(workspace=workspace)
+    runs = Run.objects.filter(workspace=workspace).exclude(_COPY)
     if user is not None:
         runs = runs.filter(created_by=user)
     # One statement, so one snapshot: as two, a run ending between them (PostgreSQL's read
@@ -231,7 +234,8 @@ def budget_refuse_unpriced(run: Run) -> None:
 def refuse_unpriced_on_create(
     sender: type[Run], instance: Run, raw: bool = False, **_: Any
 ) -> None:
-    """``pre_save`` receiver for runs (connected in ``apps``): new rows only."""
-    if raw or not instance._state.adding:
+    """``pre_save`` receiver for runs (connected in ``apps``): new rows only, and only those
+    that will call providers (a copy is made already ended)."""
+    if raw or not instance._state.adding or instance.is_terminal:
         return
     budget_refuse_unpriced(instance)

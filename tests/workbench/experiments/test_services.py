@@ -79,12 +79,17 @@ def test_it_grades_ended_runs_and_finishes(alice, workspace, dataset, pool):
     assert by_label["pool0"].ungraded == 1  # the haiku waits for people
     assert by_label["solo2"].correct == 0
     assert by_label["pool0"].cost_per_item == Decimal("0.01")
-    assert by_label["pool0"].p50_ms == 100.0
+    assert by_label["pool0"].p50_ms == 100.0 and by_label["pool0"].p95_ms == 100.0
+    # Wilson's 95% interval for 2 of 2: it does not claim certainty from two items.
+    assert round(by_label["pool0"].ci_low, 3) == 0.342 and by_label["pool0"].ci_high == 1.0
+    assert by_label["solo2"].ci_low == 0.0 and round(by_label["solo2"].ci_high, 3) == 0.658
     csv_text = results_csv(experiment)
     assert csv_text.splitlines()[0].startswith("item,prompt,expected")
     assert len(csv_text.splitlines()) == 1 + 9
     data = results_json(experiment)
     assert len(data["arms"]) == 3 and len(data["items"]) == 9
+    pool_arm = next(a for a in data["arms"] if a["kind"] == ArmKind.POOL)
+    assert pool_arm["latency_p95_ms"] == 100.0 and round(pool_arm["accuracy_ci95"][0], 3) == 0.342
 
 
 def test_it_votes_for_self_consistency(alice, workspace, dataset, pool):

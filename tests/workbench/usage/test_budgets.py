@@ -230,3 +230,26 @@ def test_it_refuses_a_model_without_a_price_while_a_cap_applies(
     ModelPrice.objects.create(model="llama-local", input_per_million=0, output_per_million=0)
     create(pool, alice, estimate.priced_usd)  # a price, even 0, lets the cap count it
     assert Run.objects.count() == 2
+
+
+def test_it_counts_nothing_for_a_run_copied_in_from_another_workspace(alice, workspace) -> None:
+    from tests.workbench.runs.pages import finished_run
+    from workbench.accounts.services import workspace_create
+    from workbench.curation.services import run_copy
+
+    original = finished_run(workspace, alice)
+    config = dict(original.config)
+    for member in config["spec"]["members"]:
+        member["model"] = "a-model-without-a-price"
+    Run.objects.filter(pk=original.pk).update(total_cost=Decimal("3"), config=config)
+    original.refresh_from_db()
+    other = workspace_create(owner=alice, name="Other")
+    budget_set(workspace=other, monthly_usd=Decimal("10"), per_user_monthly_usd=Decimal("5"))
+
+    # Neither refused for its unpriced model (it calls nothing) nor counted as spent here.
+    copy = run_copy(run=original, user=alice, target=other)
+
+    assert copy.total_cost == Decimal("3")  # what it cost where it ran, still shown
+    state = budget_state(other)
+    assert state.spent == 0 and state.reserved == 0
+    assert budget_state(workspace).spent == Decimal("3")  # the original still counts

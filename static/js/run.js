@@ -404,9 +404,20 @@ function onCandidate(event) {
       setMeta(col, { provider: event.provider, model: event.model, error: "" });
       break;
     }
+    case "candidate.retrying": {
+      // Before its first token only: a wait before trying again, or the next fallback model.
+      const col = column(part, event);
+      setStatus(col, "retrying");
+      const wait = event.delay_s ? ` — trying again in ${event.delay_s.toFixed(1)} s` : "";
+      setMeta(col, { model: event.model, error: `${event.error}${wait}` });
+      break;
+    }
     case "candidate.delta": {
       const col = column(part, event);
-      if (col.status === "queued") setStatus(col, "streaming");
+      if (col.status === "queued" || col.status === "retrying") {
+        setStatus(col, "streaming");
+        setMeta(col, { error: "" });
+      }
       append(col, event.text);
       col.el.querySelector("[data-placeholder]").textContent = "";
       break;

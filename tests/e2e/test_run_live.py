@@ -287,3 +287,27 @@ def test_it_cancels_from_the_page_keeping_what_streamed(
     m2 = run.candidates.get(member="m2")
     assert m2.status == CandidateStatus.CANCELLED and m2.text, "the partial output is kept"
     assert_texts_are_stored(page, run)
+
+
+def test_it_shows_a_member_retrying_then_answering_from_its_fallback(
+    live_stack: Stack, alice: User, workspace: Workspace, new_page: Callable[[], Page]
+) -> None:
+    failing = "sim-fast@fail=1,ttft=0.01"  # every try fails: retried, then the fallback answers
+    pool = simulated_pool(workspace, alice, [MODELS[0], failing])
+    member = pool.members.get(model=failing)
+    member.fallback_models = ["sim-fast@ttft=0.2,tps=30,tokens=30"]
+    member.save()
+    page = logged_in(new_page(), live_stack, alice)
+    run = start_run(pool, alice)
+    page.goto(f"{live_stack.url}/w/{workspace.slug}/runs/{run.pk}/")
+
+    column = page.locator('.cand[data-member="m2"]')
+    # The waits between tries (about 2-3 s in all) show as they happen, with the reason.
+    expect(column).to_have_attribute("data-status", "retrying", timeout=15_000)
+    expect(column.locator('[data-field="error"]')).to_contain_text("simulated overload")
+    expect(column).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(column.locator('[data-field="error"]')).to_be_hidden()
+    # The column keeps the member's name; the model that answered is its title.
+    expect(column.locator('[data-field="model"]')).to_have_attribute(
+        "title", "sim-fast@ttft=0.2,tps=30,tokens=30"
+    )

@@ -19,6 +19,7 @@ from tests.workbench.runs.helpers import (
     watch,
 )
 from workbench.lib.stack import Stack
+from workbench.pools.models import Mode
 from workbench.runs.models import CandidateStatus, RunStatus
 from workbench.runs.services import run_cancel
 
@@ -64,6 +65,39 @@ def test_it_streams_text_over_the_websocket_equal_to_the_stored_text(
     assert types[0] == "run.snapshot"
     assert "candidate.delta" in types and "judge.finished" in types
     assert state.texts == {p: t for p, t in stored_texts(run).items()}
+
+
+def test_it_runs_a_debate_round_by_round_and_records_each_call(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(
+        workspace, alice, ["sim-fast@ttft=0.02,tps=300,tokens=30"] * 2, mode=Mode.DEBATE, rounds=2
+    )
+    pool.judge_swap_twice = True
+    pool.save()
+    run = start_run(pool, alice)
+    state = Rebuilt()
+    for message in watch(live_stack.ws_url, run, session_headers(alice, live_stack.url)):
+        state.apply(message)
+    run = wait_for_end(run)
+
+    assert run.status == RunStatus.FINISHED, run.error
+    # Every member answers (round 0), then revises in each of the two debate rounds: a
+    # candidate row and a call each.
+    expected = [(m, r) for m in ("m1", "m2") for r in (0, 1, 2)]
+    rows = {(c.member, c.round): c for c in run.candidates.all()}
+    assert sorted(rows) == expected
+    assert all(c.status == CandidateStatus.DONE and c.text for c in rows.values())
+    calls = run.calls.all()
+    member_calls = sorted((c.candidate, c.round) for c in calls if c.candidate.startswith("m"))
+    assert member_calls == expected
+    # The debate ends in a merge: the analysis twice (both orders), then the synthesis, each
+    # pass recorded as its own call.
+    judge_calls = sorted((c.candidate, c.phase) for c in calls if c.candidate.startswith("judge"))
+    assert judge_calls == [("judge", "analysis"), ("judge", "synthesis"), ("judge#2", "analysis")]
+    # What a browser rebuilt from the socket, every round and judge pass, equals what is stored.
+    assert state.texts == stored_texts(run)
+    assert run.total_cost == sum((c.cost for c in run.calls.all()), Decimal(0))
 
 
 def test_it_rebuilds_identical_texts_however_often_a_client_reconnects(

@@ -12,6 +12,7 @@ from tests.workbench.runs.helpers import simulated_pool
 from workbench.lib.stack import Stack
 from workbench.pools.models import Mode
 from workbench.runs.models import ProviderCall, Run, RunSource, RunStatus
+from workbench.tokens.models import ApiToken
 
 pytestmark = pytest.mark.slow
 
@@ -134,6 +135,39 @@ def test_it_raises_the_sdks_error_types(live_stack: Stack, alice, workspace) -> 
         api.chat.completions.create(model=f"fusion/{pool.slug}", messages=[])
     with pytest.raises(openai.BadRequestError):
         api.chat.completions.create(model=f"fusion/{pool.slug}", messages=PROMPT, temperature=9)
+
+
+def test_it_raises_the_sdks_error_types_for_budgets_and_rate_limits(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, FAST], budget_usd=Decimal("0.0001"))
+    token = token_for(alice, workspace)
+    with pytest.raises(openai.APIStatusError) as over_cap:
+        client(live_stack, token).chat.completions.create(
+            model=f"fusion/{pool.slug}", messages=PROMPT
+        )
+    assert over_cap.value.status_code == 402 and over_cap.value.body["code"] == "over_run_cap"
+
+    ApiToken.objects.update(rate_per_minute=1)  # the refusal above took the one request
+    with pytest.raises(openai.RateLimitError) as limited:
+        client(live_stack, token).models.list()
+    assert int(limited.value.response.headers["Retry-After"]) >= 1
+
+
+def test_it_answers_a_debate_with_its_synthesis_and_every_rounds_usage(
+    live_stack: Stack, alice, workspace
+) -> None:
+    pool = simulated_pool(workspace, alice, [FAST, FAST], mode=Mode.DEBATE, rounds=1)
+    completion = client(live_stack, token_for(alice, workspace)).chat.completions.create(
+        model=f"fusion/{pool.slug}", messages=PROMPT
+    )
+
+    run = Run.objects.get(pk=completion.model_extra["fusion"]["run_id"])
+    assert run.status == RunStatus.FINISHED and run.mode == Mode.DEBATE
+    assert completion.choices[0].message.content == run.fused_text
+    assert sorted({c.round for c in run.calls.all()}) == [0, 1]  # both rounds were called
+    inp, out = recorded_usage(str(run.pk))
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (inp, out)
 
 
 def test_it_answers_502_when_every_member_failed(live_stack: Stack, alice, workspace) -> None:

@@ -83,6 +83,21 @@ def test_it_streams_a_single_model(live_stack: Stack, alice, workspace) -> None:
     assert final.usage.output_tokens == run.calls.get().output_tokens
 
 
+def test_it_answers_a_single_model_whole_and_stops_at_max_tokens(
+    live_stack: Stack, alice, workspace
+) -> None:
+    credential = sim_credential(workspace, alice)
+    api = client(live_stack, token_for(alice, workspace))
+    whole = api.messages.create(model=f"{credential.label}/{FAST}", max_tokens=100, messages=PROMPT)
+    cut = api.messages.create(model=f"{credential.label}/{FAST}", max_tokens=3, messages=PROMPT)
+
+    first, second = Run.objects.order_by("created_at")
+    assert whole.content[0].text == first.fused_text and whole.stop_reason == "end_turn"
+    assert (whole.usage.input_tokens, whole.usage.output_tokens) == usage_of(first)
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 3
+    assert cut.content[0].text == second.fused_text
+
+
 def test_it_raises_the_sdks_error_types(live_stack: Stack, alice, workspace) -> None:
     with pytest.raises(anthropic.AuthenticationError):
         client(live_stack, "fw_wrong-token-for-sure").messages.create(

@@ -99,10 +99,20 @@ def test_it_queues_runs_that_need_a_person(workspace: Workspace, alice: User, bo
     spread = with_verdict(finished_run(workspace, alice), scores={"m1": 1, "m2": 9, "m3": 5})
     flagged = finished_run(workspace, alice)
     review_flag_set(run=flagged, user=alice, flagged=True)
+    contradicted = with_verdict(
+        finished_run(workspace, alice),
+        analysis={"contradictions": ["A says 4, B says 5", "A and C differ on the unit"]},
+    )
+    one_contradiction = with_verdict(
+        finished_run(workspace, alice), analysis={"contradictions": ["a small difference"]}
+    )
 
-    queued = {item.run.pk for item in review_queue(workspace, bob)}
-    assert queued == {unsure.pk, swapped.pk, spread.pk, flagged.pk}
-    assert sure.pk not in queued
+    queue = review_queue(workspace, bob)
+    queued = {item.run.pk for item in queue}
+    assert queued == {unsure.pk, swapped.pk, spread.pk, flagged.pk, contradicted.pk}
+    assert sure.pk not in queued and one_contradiction.pk not in queued
+    reasons = {item.run.pk: item.reasons for item in queue}
+    assert reasons[contradicted.pk] == ["the answers disagree strongly"]
     judgment_save(run=unsure, user=bob, choice="tie")
     assert unsure.pk not in {item.run.pk for item in review_queue(workspace, bob)}
     assert unsure.pk in {item.run.pk for item in review_queue(workspace, alice)}

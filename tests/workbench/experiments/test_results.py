@@ -151,3 +151,30 @@ def test_it_compares_fusion_with_repeated_sampling(alice, workspace, pool) -> No
     assert results.headline_significant
     assert "beats the best repeated sampling of one model" in results.headline
     assert "p = 0.00781" in results.headline  # 8 of 8 discordant pairs
+
+
+def test_it_compares_fusion_with_self_fusion_of_one_model(alice, workspace, pool) -> None:
+    dataset = dataset_create(
+        workspace=workspace,
+        user=alice,
+        name="d",
+        items=[ItemInput(f"=3+{i}", str(3 + i), "number") for i in range(8)],
+    )
+    choice = ArmChoice(pool=pool, include_solos=False, self_fusion=True, samples=3)
+    experiment = experiment_create(
+        workspace=workspace, user=alice, dataset=dataset, choice=choice, concurrency=32
+    )
+    experiment_advance(experiment_id=experiment.pk)
+    sampled = experiment.arms.get(kind=ArmKind.SELF_FUSION)
+    for r in experiment.results.select_related("arm", "item", "run"):
+        if r.arm.kind == ArmKind.POOL:
+            finish(r.run, fused=f"It is {r.item.expected}.")
+        else:  # the same model three times, merged: right on the first two items only
+            finish(r.run, fused=r.item.expected if r.item.position < 2 else "7000")
+    experiment_advance(experiment_id=experiment.pk)
+
+    results = experiment_results(experiment)
+    summary = next(s for s in results.arms if s.arm.pk == sampled.pk)
+    assert (summary.graded, summary.correct) == (8, 2)  # its merged answer is what is graded
+    assert results.headline_significant
+    assert "beats the best repeated sampling of one model" in results.headline

@@ -62,7 +62,8 @@ def test_it_resumes_after_the_worker_is_killed_without_repeating_items(
     The kill lands as a tick commits: often after it dispatched item runs but before their
     tasks were published, which used to strand them ``queued`` for ever (the experiment then
     never finished). The experiment hands such runs to a worker again; the new worker is
-    told to do so after 3 s, and to take over a dead worker's runs after 3 s of silence.
+    told to do so after 3 s, to take over a dead worker's runs after 3 s of silence, and to
+    resend a task sent 10 s ago whose run no worker has claimed.
     """
     experiment = _experiment(alice, workspace, [SLOWISH], 8, 2)
     _wait_until(
@@ -87,11 +88,14 @@ def test_it_resumes_after_the_worker_is_killed_without_repeating_items(
         CELERY_RESTORE_THROTTLE="1",
         FUSION_REDISPATCH_AFTER_S="3",
         FUSION_TAKEOVER_AFTER_S="3",
+        # A task the killed worker had taken but not yet claimed may be gone with it: resent
+        # after 10 s here (5 minutes by default), as a broker that lost it would need.
+        FUSION_QUEUED_RESEND_S="10",
     )
     _wait_until(
         lambda: Experiment.objects.get(pk=experiment.pk).status == ExperimentStatus.FINISHED,
         what="the experiment to finish after the restart",
-        timeout=45,
+        timeout=60,
     )
     results = list(experiment.results.all())
     assert {r.status for r in results} == {ItemStatus.DONE}, [r.detail for r in results]

@@ -8,8 +8,8 @@ model name and no credential label anywhere on the run page: the answers are "An
 nothing they judged moves.
 
 What stays visible: the simulated badge (simulated models are labelled wherever they show),
-tokens, latency and cost. The websocket and the REST API still carry model names: blind mode
-is about what a person reads, not a secret.
+tokens, latency and cost. The run's websocket hides the names too (``LiveScrubber``), so they
+are not in the page's frames either; the REST API, which programs read, still carries them.
 """
 
 from __future__ import annotations
@@ -69,6 +69,56 @@ def blinding_of(run: Run, user: User) -> Blinding:
 
 def names_hidden(run: Run, user: User) -> bool:
     return selectors.is_blind(run) and not selectors.has_decided(run, user)
+
+
+# --- the run's websocket -------------------------------------------------------------------------
+
+HIDDEN = "(hidden)"
+# Fields of events and of the live state that name a model, a credential or a key.
+_NAME_FIELDS = frozenset({"model", "provider", "key_label", "fallback_models", "label"})
+# The answers themselves: never touched (clients check their lengths against the server's).
+_TEXT_FIELDS = frozenset({"text"})
+
+
+@dataclass(frozen=True)
+class LiveScrubber:
+    """Blanks model names and credential labels out of what the run's websocket sends to a
+    person who has not judged a blind run yet: the naming fields, and the names wherever else
+    they appear (an error says which model failed). Answer texts are left whole."""
+
+    names: tuple[str, ...]  # longest first, so a name inside a longer one goes with it
+
+    def scrub(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: self._field(key, item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(item) for item in value]
+        if isinstance(value, str):
+            for name in self.names:
+                value = value.replace(name, HIDDEN)
+        return value
+
+    def _field(self, key: str, value: Any) -> Any:
+        if key in _TEXT_FIELDS:
+            return value
+        if key in _NAME_FIELDS and isinstance(value, str | list) and value:
+            return HIDDEN if isinstance(value, str) else [HIDDEN for _ in value]
+        return self.scrub(value)
+
+
+def live_scrubber(run: Run, user: User) -> LiveScrubber | None:
+    """The scrubber for this person's view of the run, or None when they may see the names."""
+    if not names_hidden(run, user):
+        return None
+    spec = (run.config or {}).get("spec") or {}
+    members = spec.get("members") or []
+    names = {m.get("model", "") for m in members}
+    names |= {f for m in members for f in m.get("fallback_models") or []}
+    names.add((spec.get("judge") or {}).get("model", ""))
+    names |= {str(p.get("label", "")) for p in ((run.config or {}).get("providers") or {}).values()}
+    names |= {c.key_label for c in run.calls.all() if c.key_label}
+    ordered = sorted((n for n in names if len(n) >= 3), key=len, reverse=True)
+    return LiveScrubber(tuple(ordered))
 
 
 # --- the run page --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
+from workbench.curation.blind import live_scrubber
 from workbench.runs import selectors
 from workbench.runs.live import LiveStore, merge_states
 from workbench.runs.publish import run_group, shared_redis
@@ -56,6 +57,9 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         self.run_id = str(run.pk)
         self.last_sent = 0
+        # Blind mode: names blanked for a person who has not judged yet. Decided once per
+        # connection: the page shows the names again when it is loaded after judging.
+        self.scrubber = await sync_to_async(live_scrubber)(run, user)
         self.redis = shared_redis()
         self.live = LiveStore(self.redis)
         self.ended = False
@@ -111,7 +115,7 @@ class RunConsumer(AsyncWebsocketConsumer):
                 **state,
                 "parts": {part: _without_text(d) for part, d in state["parts"].items()},
             }
-        message["state"] = state
+        message["state"] = state if self.scrubber is None else self.scrubber.scrub(state)
         await self.send(text_data=json.dumps(message))
 
     async def read_state(self) -> tuple[int, dict[str, Any]]:
@@ -141,6 +145,8 @@ class RunConsumer(AsyncWebsocketConsumer):
                 await self.send_snapshot()  # a lost event: start again from a snapshot
                 continue
             self.last_sent = seq
+            if self.scrubber is not None:
+                encoded = json.dumps(self.scrubber.scrub(json.loads(encoded)))
             await self.send(text_data=encoded)
             if '"type": "run.' in encoded[:120] and _is_terminal(encoded):
                 self.ended = True

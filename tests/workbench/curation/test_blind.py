@@ -169,3 +169,77 @@ def test_it_shows_names_when_blind_mode_is_off(
     html = page(alice_client, run)
     assert set(names_in(html, run)) == {*MODELS, JUDGE, credential_label(run)}
     assert column_members(html) == ["m1", "m2", "m3", "m4"]
+
+
+async def _frames_of(run: Run, user: User) -> list[dict]:
+    """What the run's websocket sends ``user`` on connecting (a finished run: its snapshot)."""
+    from channels.testing import WebsocketCommunicator
+
+    from workbench.runs.consumers import RunConsumer
+
+    communicator = WebsocketCommunicator(RunConsumer.as_asgi(), f"/ws/runs/{run.pk}/")
+    communicator.scope["user"] = user
+    communicator.scope["url_route"] = {"kwargs": {"run_id": str(run.pk)}}
+    assert (await communicator.connect())[0]
+    try:
+        return [await communicator.receive_json_from(timeout=5)]
+    finally:
+        await communicator.disconnect()
+
+
+def _without_texts(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_texts(v) for k, v in value.items() if k != "text"}
+    if isinstance(value, list):
+        return [_without_texts(v) for v in value]
+    return value
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_hides_names_in_the_websocket_until_the_person_judged(
+    blind_workspace: Workspace, alice: User, bob: User
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    from workbench.runs.models import ProviderCall
+
+    run = await sync_to_async(finished_run)(
+        blind_workspace, alice, models=MODELS, texts=TEXTS, winner="m2"
+    )
+    await ProviderCall.objects.filter(run=run).aupdate(
+        key_label="…k3y9", error="sim-slow failed: overloaded"
+    )
+    label = await sync_to_async(credential_label)(run)
+
+    (before,) = await _frames_of(run, bob)
+    shown = json.dumps(_without_texts(before), ensure_ascii=False)
+    assert [n for n in (*MODELS, JUDGE, label, "…k3y9") if n in shown] == []
+    assert before["state"]["parts"]["m1/0"]["text"] == TEXTS["m1"]  # answers left whole
+
+    await sync_to_async(judgment_save)(run=run, user=bob, choice="pick", winner="m3")
+    (after,) = await _frames_of(run, bob)
+    shown = json.dumps(_without_texts(after), ensure_ascii=False)
+    assert {n for n in (*MODELS, JUDGE, label, "…k3y9") if n in shown} == {
+        *MODELS,
+        JUDGE,
+        label,
+        "…k3y9",
+    }
+
+
+def test_it_scrubs_live_events_but_leaves_answers_whole() -> None:
+    from workbench.curation.blind import HIDDEN, LiveScrubber
+
+    scrubber = LiveScrubber(("sim-balanced", "sim-fast", "My OpenAI"))
+    started = {"type": "candidate.started", "candidate": "m1", "model": "sim-fast",
+               "provider": "My OpenAI", "provider_kind": "openai"}  # fmt: skip
+    delta = {"type": "candidate.delta", "candidate": "m1", "text": "I am sim-fast, hello"}
+    call = {"type": "call.recorded", "call": {"model": "sim-balanced", "key_label": "…abcd",
+            "fallback_models": ["sim-fast"], "error": "sim-balanced failed: 503"}}  # fmt: skip
+
+    assert scrubber.scrub(started) == {**started, "model": HIDDEN, "provider": HIDDEN}
+    assert scrubber.scrub(delta) == delta  # the answer is what it is
+    assert scrubber.scrub(call)["call"] == {
+        "model": HIDDEN, "key_label": HIDDEN, "fallback_models": [HIDDEN],
+        "error": f"{HIDDEN} failed: 503",
+    }  # fmt: skip

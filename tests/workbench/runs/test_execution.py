@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from websockets.sync.client import connect
 
 from tests.workbench.runs.helpers import (
@@ -157,10 +158,11 @@ def test_it_cancels_a_run_within_a_second(live_stack: Stack, alice, workspace) -
     while not run.candidates.filter(member="m2", status=CandidateStatus.STREAMING).exists():
         assert time.monotonic() < deadline, "the hanging member never started"
         time.sleep(0.05)
-    asked = time.monotonic()
+    asked = timezone.now()
     run_cancel(run=run, user=alice)
     run = wait_for_end(run, timeout=5)
-    assert time.monotonic() - asked < 1.5
+    # Ended by the worker (its own clock, this machine's) within a second of the request.
+    assert (run.finished_at - asked).total_seconds() < 1.0
     assert run.status == RunStatus.CANCELLED
     hanging = run.candidates.get(member="m2")
     assert hanging.status == CandidateStatus.CANCELLED

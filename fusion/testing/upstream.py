@@ -362,12 +362,10 @@ class Upstream:
                     return await _fail(request, response, out, wire, model, script, key)
                 if sent:
                     await out.wait(delay)
-                piece = pieces[sent % len(pieces)] if pieces else "w "
-                if script.stamp:
-                    piece = f"<{time.time():.6f}>"
-                if script.stamp:
-                    await out.send(wire.token(model, piece))
+                if script.stamp:  # the send time, so a client can measure latency
+                    await out.send(wire.token(model, f"<{time.time():.6f}>"))
                 else:
+                    piece = pieces[sent % len(pieces)] if pieces else "w "
                     await out.write(
                         _token_frame(wire, model, piece, out.line_end, script.multiline)
                     )

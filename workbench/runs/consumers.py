@@ -75,13 +75,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
 
     async def _watchdog(self) -> None:
-        """Resend a snapshot when the live seq is ahead of what this client got and stays so,
-        or when the run has ended without this client being told.
-
-        The second happens when the snapshot came from the database: its checkpoint can
-        cover the run's last events by seq before the run's final status is written, so
-        the terminal event, already covered, is dropped and no later event will come.
-        """
+        """Resend a snapshot when the live seq is ahead of what this client got and stays so."""
         behind_since: int | None = None
         while not self.ended:
             await asyncio.sleep(WATCHDOG_S)
@@ -93,8 +87,6 @@ class RunConsumer(AsyncWebsocketConsumer):
                     behind_since = self.last_sent
                 else:
                     behind_since = None
-                    if await self.live.ended(self.run_id):
-                        await self.send_snapshot()
             except RedisError as exc:  # Redis restarting: try again next period
                 log.warning("run %s watchdog: %s", self.run_id, type(exc).__name__)
 
@@ -140,7 +132,12 @@ class RunConsumer(AsyncWebsocketConsumer):
         """A batch of encoded events from the worker, with their seqs alongside."""
         for seq, encoded in zip(message["seqs"], message["events"], strict=True):
             if seq <= self.last_sent:
-                continue  # the snapshot already covered it
+                # The snapshot covered it. But one from the database can cover the run's end
+                # by seq before the run's final status is written: then this event is the
+                # only word that the run ended, and a fresh snapshot carries it.
+                if not self.ended and _is_run_end(encoded):
+                    await self.send_snapshot()
+                continue
             if seq != self.last_sent + 1:
                 await self.send_snapshot()  # a lost event: start again from a snapshot
                 continue
@@ -148,11 +145,14 @@ class RunConsumer(AsyncWebsocketConsumer):
             if self.scrubber is not None:
                 encoded = json.dumps(self.scrubber.scrub(json.loads(encoded)))
             await self.send(text_data=encoded)
-            if '"type": "run.' in encoded[:120] and _is_terminal(encoded):
+            if _is_run_end(encoded):
                 self.ended = True
 
 
-def _is_terminal(encoded: str) -> bool:
+def _is_run_end(encoded: str) -> bool:
+    # Most events are not the run's: only those are decoded.
+    if '"type": "run.' not in encoded[:120]:
+        return False
     return json.loads(encoded).get("type") in {"run.finished", "run.failed", "run.cancelled"}
 
 

@@ -81,8 +81,13 @@ def run_create(
     from workbench.pools.estimate import config_estimate
 
     # The engine would refuse these before any call; refusing here keeps them out of history.
-    estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
+    # Callers pass the estimate they showed; it is made here only when it is missing or a
+    # per-run cap needs to know whether a model is unpriced.
+    estimate = None
+    if estimated_cost is None or budget is not None:
+        estimate = config_estimate(config, prompt=prompt, system_prompt=system_prompt)
     if estimated_cost is None:
+        assert estimate is not None
         estimated_cost = estimate.priced_usd
     if budget is not None and estimated_cost > budget:
         raise ServiceError(
@@ -91,7 +96,7 @@ def run_create(
             field="prompt",
             code="over_run_cap",
         )
-    if budget is not None and estimate.has_unpriced:
+    if budget is not None and estimate is not None and estimate.has_unpriced:
         raise ServiceError(
             f"This run cannot start: {estimate.refusal or 'a model has no price'}.",
             field="prompt",

@@ -64,22 +64,23 @@ _TERMINAL = Q(status__in=TERMINAL_STATUSES)
 _COPY = Q(config__has_key=COPIED_FROM)
 
 
-def _spent(runs: QuerySet[Run]) -> QuerySet[Run]:
-    return runs.filter(_TERMINAL, created_at__gte=month_start()).exclude(_COPY)
+def _counted(workspace: Workspace) -> QuerySet[Run]:
+    """The workspace's runs that spend from its budgets (copies do not)."""
+    return Run.objects.filter(workspace=workspace).exclude(_COPY)
 
 
-def _reserving(runs: QuerySet[Run]) -> QuerySet[Run]:
-    return runs.exclude(_TERMINAL)
+def _spent_this_month() -> Q:
+    return _TERMINAL & Q(created_at__gte=month_start())
 
 
 def _used(workspace: Workspace, user: User | None = None) -> tuple[Decimal, Decimal]:
-    runs = Run.objects.filter(workspace=workspace).exclude(_COPY)
+    runs = _counted(workspace)
     if user is not None:
         runs = runs.filter(created_by=user)
     # One statement, so one snapshot: as two, a run ending between them (PostgreSQL's read
     # committed gives each its own) would be counted as neither reserved nor spent.
     used = runs.aggregate(
-        spent=Sum("total_cost", filter=_TERMINAL & Q(created_at__gte=month_start())),
+        spent=Sum("total_cost", filter=_spent_this_month()),
         reserved=Sum("estimated_cost", filter=~_TERMINAL),
     )
     return used["spent"] or ZERO, used["reserved"] or ZERO
@@ -87,14 +88,17 @@ def _used(workspace: Workspace, user: User | None = None) -> tuple[Decimal, Deci
 
 def used_by_member(workspace: Workspace) -> dict[int, tuple[Decimal, Decimal]]:
     """user id -> (spent this month, reserved now), for every member with runs."""
-    runs = Run.objects.filter(workspace=workspace, created_by__isnull=False)
-    out: dict[int, tuple[Decimal, Decimal]] = {}
-    for row in _spent(runs).values("created_by").annotate(s=Sum("total_cost")).order_by():
-        out[row["created_by"]] = (row["s"] or ZERO, ZERO)
-    for row in _reserving(runs).values("created_by").annotate(s=Sum("estimated_cost")).order_by():
-        spent = out.get(row["created_by"], (ZERO, ZERO))[0]
-        out[row["created_by"]] = (spent, row["s"] or ZERO)
-    return out
+    rows = (
+        _counted(workspace)
+        .filter(created_by__isnull=False)
+        .values("created_by")
+        .annotate(
+            spent=Sum("total_cost", filter=_spent_this_month()),
+            reserved=Sum("estimated_cost", filter=~_TERMINAL),
+        )
+        .order_by()
+    )
+    return {r["created_by"]: (r["spent"] or ZERO, r["reserved"] or ZERO) for r in rows}
 
 
 def member_cap(
@@ -107,6 +111,11 @@ def member_cap(
         .values_list("monthly_usd", flat=True)
         .first()
     )
+    return cap_of(budget, own)
+
+
+def cap_of(budget: WorkspaceBudget | None, own: Decimal | None) -> tuple[Decimal | None, bool]:
+    """A member's own cap when they have one, else the workspace's default per member."""
     if own is not None:
         return own, True
     return (budget.per_user_monthly_usd if budget is not None else None), False

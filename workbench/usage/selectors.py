@@ -26,7 +26,7 @@ from fusion.providers.registry import PROVIDER_KINDS
 from workbench.accounts.models import Membership, Workspace
 from workbench.keys.models import Credential
 from workbench.runs.models import CallStatus, Candidate, ProviderCall
-from workbench.usage.budgets import BudgetState, used_by_member
+from workbench.usage.budgets import BudgetState, cap_of, used_by_member
 from workbench.usage.models import MemberBudget, WorkspaceBudget
 
 ZERO = Decimal(0)
@@ -254,16 +254,14 @@ class MemberBudgetRow:
 def member_budgets(workspace: Workspace) -> list[MemberBudgetRow]:
     """Every member's cap (their own or the default), spend this month and what is left."""
     budget = WorkspaceBudget.objects.filter(workspace=workspace).first()
-    default = budget.per_user_monthly_usd if budget is not None else None
-    own = dict(
+    own = dict(  # every member's own cap in one query, not one query per member
         MemberBudget.objects.filter(workspace=workspace).values_list("user_id", "monthly_usd")
     )
     used = used_by_member(workspace)
     rows = []
     memberships = Membership.objects.filter(workspace=workspace).select_related("user")
     for m in memberships.order_by("user__username"):
-        custom = m.user_id in own
-        cap = own[m.user_id] if custom else default
+        cap, custom = cap_of(budget, own.get(m.user_id))
         spent, reserved = used.get(m.user_id, (ZERO, ZERO))
         state = BudgetState(cap=cap, spent=spent, reserved=reserved, custom=custom)
         rows.append(MemberBudgetRow(m.user_id, m.user.username, m.get_role_display(), state))

@@ -5,6 +5,7 @@ The consumer runs in this process against the embedded Redis (live state written
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +20,7 @@ from workbench.runs import tasks
 from workbench.runs.consumers import RunConsumer
 from workbench.runs.live import LiveStore, LiveWrite
 from workbench.runs.models import Run, RunStatus
-from workbench.runs.publish import redis_client
+from workbench.runs.publish import publish_events, redis_client
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -148,7 +149,7 @@ async def test_it_tells_a_client_the_run_ended_when_the_stored_state_covered_its
     try:
         first = await communicator.receive_json_from(timeout=5)
         assert first["seq"] == SEQ + 2 and first["state"]["run"]["status"] == "running"
-        # ...then the flush lands, its events all covered by that seq: none is sent again.
+        # ...then the flush lands and is published, its events all covered by that seq.
         client = redis_client()
         try:
             await LiveStore(client).write(
@@ -156,6 +157,8 @@ async def test_it_tells_a_client_the_run_ended_when_the_stored_state_covered_its
             )
         finally:
             await client.aclose()
+        end = {"seq": SEQ + 2, "run": live_state, "type": "run.finished", "totals": {}}
+        await publish_events(live_state, [json.dumps(end)], [SEQ + 2])
 
         ended = await communicator.receive_json_from(timeout=5)
     finally:

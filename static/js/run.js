@@ -407,9 +407,10 @@ function onCandidate(event) {
     case "candidate.retrying": {
       // Before its first token only: a wait before trying again, or the next fallback model.
       const col = column(part, event);
+      const delay = Number(event.delay_s);
+      const wait = delay > 0 ? ` — trying again in ${delay.toFixed(1)} s` : "";
       setStatus(col, "retrying");
-      const wait = event.delay_s ? ` — trying again in ${event.delay_s.toFixed(1)} s` : "";
-      setMeta(col, { model: event.model, error: `${event.error}${wait}` });
+      setMeta(col, { model: event.model, error: `${event.error || "failed"}${wait}` });
       break;
     }
     case "candidate.delta": {

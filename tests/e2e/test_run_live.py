@@ -302,9 +302,8 @@ def test_it_shows_a_member_retrying_then_answering_from_its_fallback(
     page.goto(f"{live_stack.url}/w/{workspace.slug}/runs/{run.pk}/")
 
     column = page.locator('.cand[data-member="m2"]')
-    # The waits between tries (about 2-3 s in all) show as they happen, with the reason.
+    # The waits between tries (about 2-3 s in all) show as they happen.
     expect(column).to_have_attribute("data-status", "retrying", timeout=15_000)
-    expect(column.locator('[data-field="error"]')).to_contain_text("simulated overload")
     expect(column).to_have_attribute("data-status", "done", timeout=30_000)
     expect(column.locator('[data-field="error"]')).to_be_hidden()
     # The column keeps the member's name; the model that answered is its title.
